@@ -1,0 +1,42 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+GEN    := data/generated
+RUNS   := runs/demo
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: install demo demo-captcha demo-vqa test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: demo-captcha demo-vqa
+
+demo-captcha: $(STAMP)
+	$(BIN)/captcha generate $(GEN)/captcha-train --count 1500 --length 4 --style noisy --seed 1 --force
+	$(BIN)/captcha generate $(GEN)/captcha-test --count 300 --length 4 --style noisy --seed 2 --force
+	$(BIN)/captcha train $(GEN)/captcha-train --out $(RUNS)/captcha --epochs 10 --seed 0 --force
+	$(BIN)/captcha evaluate $(RUNS)/captcha $(GEN)/captcha-test --report $(RUNS)/captcha-report.json
+	$(BIN)/captcha predict $(RUNS)/captcha data/samples/captcha/*.png
+
+demo-vqa: $(STAMP)
+	$(BIN)/vqa train --dataset easy-vqa --max-questions 6000 --epochs 3 --seed 0 --out $(RUNS)/vqa --force
+	$(BIN)/vqa evaluate $(RUNS)/vqa --dataset easy-vqa --split test --max-questions 2000 --report $(RUNS)/vqa-report.json
+	$(BIN)/vqa predict $(RUNS)/vqa --image data/samples/vqa/sample.png --question "What shape is in the image?" --top 3
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/captcha_bench.py
+	$(BIN)/python bench/vqa_bench.py
+
+clean:
+	rm -rf $(GEN) runs .pytest_cache

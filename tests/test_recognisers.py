@@ -1,0 +1,80 @@
+"""The shared plumbing: atomic model directories, meta checks, atomic JSON."""
+
+import json
+
+import pytest
+
+from recognisers.errors import UserError, run_cli
+from recognisers.modeldir import read_meta, staged_model_dir, write_json, write_meta
+
+
+def test_staged_dir_is_renamed_into_place(tmp_path):
+    out = tmp_path / "model"
+    with staged_model_dir(out) as tmp:
+        write_meta(tmp, "demo", 1, {"x": 1})
+        assert not out.exists()
+    assert read_meta(out, "demo", 1)["x"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_crash_leaves_existing_model_untouched(tmp_path):
+    out = tmp_path / "model"
+    with staged_model_dir(out) as tmp:
+        write_meta(tmp, "demo", 1, {"x": 1})
+    with pytest.raises(RuntimeError):
+        with staged_model_dir(out, force=True) as tmp:
+            write_meta(tmp, "demo", 1, {"x": 2})
+            raise RuntimeError("crash during training")
+    assert read_meta(out, "demo", 1)["x"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_existing_model_needs_force(tmp_path):
+    out = tmp_path / "model"
+    with staged_model_dir(out) as tmp:
+        write_meta(tmp, "demo", 1, {"x": 1})
+    with pytest.raises(UserError, match="--force"):
+        with staged_model_dir(out):
+            pass
+    with staged_model_dir(out, force=True) as tmp:
+        write_meta(tmp, "demo", 1, {"x": 2})
+    assert read_meta(out, "demo", 1)["x"] == 2
+
+
+def test_non_model_folder_is_never_replaced(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"x")
+    with pytest.raises(UserError, match="not a model directory"):
+        with staged_model_dir(tmp_path / "photos", force=True):
+            pass
+    assert (tmp_path / "photos" / "cat.jpg").exists()
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: None, "not found"),
+    (lambda d: d.mkdir(), "no meta.json"),
+    (lambda d: (d.mkdir(), (d / "meta.json").write_text("{broken")), "unreadable"),
+    (lambda d: (d.mkdir(), (d / "meta.json").write_text('{"kind": "vqa", "format_version": 1}')),
+     "vqa model"),
+    (lambda d: (d.mkdir(), (d / "meta.json").write_text('{"kind": "demo", "format_version": 0}')),
+     "format 0"),
+])
+def test_read_meta_errors(tmp_path, setup, message):
+    setup(tmp_path / "m")
+    with pytest.raises(UserError, match=message):
+        read_meta(tmp_path / "m", "demo", 1)
+
+
+def test_write_json_is_whole(tmp_path):
+    write_json(tmp_path / "r.json", {"a": [1, 2]})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": [1, 2]}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_run_cli_prints_one_line(capsys):
+    def main(argv):
+        raise UserError("no such file: x.png")
+
+    assert run_cli("captcha", main, []) == 1
+    err = capsys.readouterr().err
+    assert err == "captcha: error: no such file: x.png\n"
