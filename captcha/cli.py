@@ -1,0 +1,179 @@
+"""``captcha``: generate, train, predict, evaluate, segment (a thin front end over the API)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from recognisers.errors import UserError, quiet_tensorflow, run_cli
+
+PROG = "captcha"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from captcha.data import CASES
+    from captcha.synth import DEFAULT_CHARSET, STYLES
+
+    parser = argparse.ArgumentParser(prog=PROG, description="Read CAPTCHAs: OpenCV segmentation + a Keras glyph CNN.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="write labelled CAPTCHAs made by the built-in generator")
+    p.add_argument("out", type=Path)
+    p.add_argument("--count", type=int, default=100)
+    p.add_argument("--length", type=int, default=4)
+    p.add_argument("--charset", default=DEFAULT_CHARSET)
+    p.add_argument("--style", choices=STYLES, default="simple")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace the images already in OUT")
+
+    p = sub.add_parser("train", help="train a model on a labelled folder")
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--case", choices=CASES, default="keep")
+    p.add_argument("--align-rounds", type=int, default=1,
+                   help="rounds of re-cutting hard images by forced alignment, then retraining")
+    p.add_argument("--line-kernel", type=int, default=None,
+                   help="height of the vertical opening that removes thin lines (default: tuned on the data)")
+    p.add_argument("--force", action="store_true", help="replace an existing model")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+    p = sub.add_parser("predict", help="read CAPTCHA images")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("images", type=Path, nargs="+")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("evaluate", help="measure a model on a labelled folder")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--report", type=Path, required=True)
+    p.add_argument("--case", choices=CASES, default=None, help="default: the model's")
+    p.add_argument("--worst", type=Path, default=None, help="PNG of the worst cases (default: next to the report)")
+
+    p = sub.add_parser("segment", help="draw the glyph boxes the segmenter finds")
+    p.add_argument("image", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--model", type=Path, default=None, help="use this model's segmentation settings")
+    p.add_argument("--length", type=int, default=None, help="expected number of glyphs")
+    p.add_argument("--line-kernel", type=int, default=0)
+    return parser
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from captcha.data import IMAGE_SUFFIXES
+    from captcha.synth import generate
+
+    if args.count < 1 or args.length < 1:
+        raise UserError("--count and --length must be at least 1")
+    if not args.charset or set(args.charset) & set("_/\\.: \t\n"):
+        raise UserError("--charset must be non-empty and free of '_', '/', '\\', '.', ':' and spaces")
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"{args.out} exists and is not a folder")
+    old = [p for p in args.out.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES] if args.out.is_dir() else []
+    if old and not args.force:
+        raise UserError(f"{args.out} already holds images; pass --force to replace them")
+    for path in old:
+        path.unlink()
+    paths = generate(args.out, args.count, args.length, args.charset, args.style, args.seed)
+    print(f"wrote {len(paths)} {args.style} CAPTCHAs to {args.out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from captcha.data import load_folder
+    from captcha.train import train
+
+    if args.epochs < 1 or args.align_rounds < 0:
+        raise UserError("--epochs must be at least 1 and --align-rounds at least 0")
+    samples = load_folder(args.data_dir, args.case)
+    print(f"{len(samples)} labelled images in {args.data_dir}")
+    train(samples, args.out, epochs=args.epochs, seed=args.seed, case=args.case, force=args.force,
+          align_rounds=args.align_rounds, line_kernel=args.line_kernel, verbose=0 if args.quiet else 2)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from captcha.solver import CaptchaSolver
+
+    solver = CaptchaSolver.load(args.model_dir)
+    segs, paths, failed = [], [], 0
+    for path in args.images:
+        try:
+            segs.append(solver.segment(path))
+            paths.append(path)
+        except UserError as exc:
+            print(f"{PROG}: error: {path}: {exc}", file=sys.stderr)
+            failed += 1
+    for path, reading in zip(paths, solver.read_segmentations(segs)):
+        if args.json:
+            print(json.dumps({"path": str(path), **reading.as_dict()}))
+        else:
+            print(f"{path}\t{reading.text}\t{reading.confidence:.3f}")
+    return 1 if failed else 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import time
+
+    from captcha.data import load_folder
+    from captcha.evaluate import evaluate, worst_cases
+    from captcha.solver import CaptchaSolver
+    from recognisers.modeldir import write_json
+    from recognisers.tables import print_table
+
+    solver = CaptchaSolver.load(args.model_dir)
+    samples = load_folder(args.data_dir, args.case or solver.case)
+    report = evaluate(solver, samples, args.case)
+    worst = args.worst or args.report.with_suffix(".worst.png")
+    worst_cases(report, samples, worst)
+    report = {k: v for k, v in report.items() if not k.startswith("_")}
+    report.update(dataset=str(args.data_dir), model_dir=str(args.model_dir), worst_cases_png=str(worst),
+                  time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_json(args.report, report)
+    rows = [(k, report[k]) for k in ("count", "sequence_accuracy", "char_accuracy",
+                                     "segmentation_failure_rate", "images_per_second")]
+    print_table(f"captcha evaluation: {args.data_dir}", rows)
+    print(f"report: {args.report}  worst cases: {worst}")
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    import cv2
+
+    from captcha.data import read_image
+    from captcha.segment import SegmentSettings, draw_boxes, segment
+
+    gray = read_image(args.image)
+    if args.model:
+        from recognisers.modeldir import read_meta
+        from captcha.solver import FORMAT_VERSION, KIND
+
+        meta = read_meta(args.model, KIND, FORMAT_VERSION)
+        settings, lengths = SegmentSettings(**meta["segmentation"]), meta["lengths"]
+    else:
+        settings, lengths = SegmentSettings(0.5 * gray.shape[0], args.line_kernel), None
+    seg = segment(gray, settings, [args.length] if args.length else lengths)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.out), draw_boxes(gray, seg.boxes)):
+        raise UserError(f"cannot write {args.out} (use a .png name in a writable folder)")
+    print(f"{len(seg.boxes)} glyph boxes: {seg.boxes} -> {args.out}")
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "train": cmd_train, "predict": cmd_predict,
+            "evaluate": cmd_evaluate, "segment": cmd_segment}
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    quiet_tensorflow()
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point: returns the exit status; user errors are one line on stderr."""
+    return run_cli(PROG, _main, argv)

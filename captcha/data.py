@@ -1,0 +1,128 @@
+"""Labelled CAPTCHA folders -> (path, label) samples; image reading with clear errors; splits.
+
+A folder's labels are its file names (the stem, or the part of it before the first ``_``:
+``2A2X.png``, ``2A2X_0007.png``, ``002p_<md5>.jpg``) unless a ``labels.csv``
+(``filename,label``) overrides them.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from recognisers.errors import UserError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+CASES = ("upper", "lower", "keep")
+LABELS_CSV = "labels.csv"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image file."""
+
+    path: Path
+    label: str
+
+
+def apply_case(text: str, case: str) -> str:
+    """Normalise a label or a prediction the way the dataset option asks."""
+    if case == "upper":
+        return text.upper()
+    if case == "lower":
+        return text.lower()
+    return text
+
+
+def label_from_name(path: Path) -> str:
+    """``2A2X_0007.png`` -> ``2A2X``: the stem up to the first underscore."""
+    return path.stem.split("_", 1)[0]
+
+
+def read_labels_csv(path: Path) -> dict[str, str]:
+    """``filename,label`` rows (a header row is allowed) -> {file name: label}."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [row for row in csv.reader(fh) if row]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["filename", "label"]:
+        rows = rows[1:]
+    if any(len(row) < 2 for row in rows):
+        raise UserError(f"{path}: every row must be 'filename,label'")
+    return {row[0].strip(): row[1].strip() for row in rows}
+
+
+def load_folder(folder: str | os.PathLike, case: str = "keep") -> list[Sample]:
+    """Every labelled image in ``folder`` (sorted by name); errors a user can fix are UserErrors."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"data folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    overrides = read_labels_csv(folder / LABELS_CSV) if (folder / LABELS_CSV).is_file() else {}
+    samples = []
+    for path in files:
+        label = overrides.get(path.name, label_from_name(path))
+        label = apply_case(label.strip(), case)
+        if label:
+            samples.append(Sample(path, label))
+    if not samples:
+        raise UserError(f"no usable labels in {folder} (name files LABEL.png or add {LABELS_CSV})")
+    return samples
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """A grey-level uint8 image from a file; a missing, empty or non-image file is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise UserError(f"empty file: {path}")
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        image = read_with_pillow(path)
+    return image
+
+
+def read_with_pillow(path: Path) -> np.ndarray:
+    """Fallback for formats OpenCV does not decode (GIF); corrupt files end as a UserError."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L"))
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise UserError(f"not a readable image: {path}") from None
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Grey levels from an array the user passes (H x W, H x W x 3 RGB or x 4 RGBA)."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        code = cv2.COLOR_RGB2GRAY if image.shape[2] == 3 else cv2.COLOR_RGBA2GRAY
+        image = cv2.cvtColor(np.ascontiguousarray(image), code)
+    if image.ndim != 2 or min(image.shape) < 4:
+        raise UserError(f"expected a grey or RGB image, got an array of shape {image.shape}")
+    if image.dtype != np.uint8:
+        scale = 255.0 if image.dtype.kind == "f" and image.max() <= 1.0 else 1.0
+        image = np.clip(image * scale, 0, 255).astype(np.uint8)
+    return image
+
+
+def split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Shuffle by file with ``seed``; return (rest, held-out ``fraction``)."""
+    order = np.random.default_rng(seed).permutation(len(samples))
+    n_out = int(round(len(samples) * fraction))
+    held = sorted(order[:n_out])
+    rest = sorted(order[n_out:])
+    return [samples[i] for i in rest], [samples[i] for i in held]

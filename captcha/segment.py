@@ -1,0 +1,213 @@
+"""Cut a CAPTCHA into glyphs by shape: ink map, threshold, clean-up, findContours, merge, split.
+
+This is the fast path. It handles coloured backgrounds and gradients (ink is measured against a
+local background estimate), noise dots (small components are dropped), thin lines and
+strike-throughs (a vertical opening removes strokes thinner than ``line_kernel``), broken
+glyphs (fragments are merged with the neighbour they overlap) and touching glyphs (a wide
+component is cut, at minima of its column projection, into as many glyphs as its width
+suggests). When shape alone is not conclusive, :mod:`captcha.recognise` lets the classifier
+choose the cuts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from recognisers.errors import UserError
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
+MIN_CONTRAST = 40
+CONTEXT_DIM = 0.4  # context pixels beside a glyph reach the CNN at this fraction of their ink  # grey levels between ink and background below which an image has no ink
+
+
+@dataclass
+class SegmentSettings:
+    """Everything the segmenter needs; stored in the model's meta.json."""
+
+    glyph_width: float = 20.0     # typical glyph width in pixels, learned from the training data
+    line_kernel: int = 0          # height of the vertical opening that removes thin lines (0: off)
+    min_area: float = 0.04        # components smaller than this x glyph_width**2 are noise
+    context: float = 0.2          # margin around a glyph crop, as a fraction of glyph_width
+    glyph_size: int = 28          # side of the square the CNN reads
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Segmentation:
+    """Result for one image: ink map, clean mask, glyph boxes, and whether shape alone sufficed."""
+
+    ink: np.ndarray
+    mask: np.ndarray
+    boxes: list[Box]
+    clean: bool
+
+
+def ink_map(gray: np.ndarray) -> np.ndarray:
+    """Ink strength in [0, 1] against a local background (copes with gradients and light-on-dark)."""
+    if np.median(gray) < 128:
+        gray = 255 - gray
+    k = max(9, (min(gray.shape) // 3) | 1)
+    background = cv2.dilate(gray, np.ones((k, k), np.uint8))
+    diff = cv2.subtract(background, gray)
+    top = float(np.percentile(diff, 99.5))
+    if top < MIN_CONTRAST:
+        raise UserError("no ink found in the image (blank or too faint)")
+    return np.minimum(diff.astype(np.float32) / top, 1.0)
+
+
+def ink_mask(ink: np.ndarray, settings: SegmentSettings) -> np.ndarray:
+    """Binary ink (Otsu, with a floor so faint noise never counts), lines opened away, dots dropped."""
+    ink8 = (ink * 255).astype(np.uint8)
+    level, _ = cv2.threshold(ink8, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    _, mask = cv2.threshold(ink8, max(level, 64), 255, cv2.THRESH_BINARY)
+    if settings.line_kernel > 1:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((settings.line_kernel, 1), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    small = stats[:, cv2.CC_STAT_AREA] < settings.min_area * settings.glyph_width ** 2
+    small[0] = True  # the background label
+    mask[small[labels]] = 0
+    return mask
+
+
+def contour_boxes(mask: np.ndarray) -> list[Box]:
+    """Bounding boxes of the outer contours, left to right."""
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    boxes = []
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        boxes.append((x, y, x + w, y + h))
+    return sorted(boxes)
+
+
+def union(a: Box, b: Box) -> Box:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def merge_fragments(boxes: list[Box], glyph_width: float) -> list[Box]:
+    """Join pieces of one glyph: boxes that mostly overlap in x, then slivers with a neighbour."""
+    merged: list[Box] = []
+    for box in boxes:
+        if merged:
+            prev = merged[-1]
+            overlap = min(prev[2], box[2]) - max(prev[0], box[0])
+            if overlap > 0.5 * min(prev[2] - prev[0], box[2] - box[0]):
+                merged[-1] = union(prev, box)
+                continue
+        merged.append(box)
+    changed = True
+    while changed and len(merged) > 1:
+        changed = False
+        for i, box in enumerate(merged):
+            if box[2] - box[0] >= 0.4 * glyph_width:
+                continue
+            j = nearest_neighbour(merged, i)
+            if union(box, merged[j])[2] - union(box, merged[j])[0] <= 1.3 * glyph_width:
+                merged[min(i, j)] = union(box, merged[j])
+                del merged[max(i, j)]
+                changed = True
+                break
+    return merged
+
+
+def nearest_neighbour(boxes: list[Box], i: int) -> int:
+    """Index of the left or right neighbour with the smaller horizontal gap."""
+    if i == 0:
+        return 1
+    if i == len(boxes) - 1:
+        return i - 1
+    left = boxes[i][0] - boxes[i - 1][2]
+    right = boxes[i + 1][0] - boxes[i][2]
+    return i - 1 if left <= right else i + 1
+
+
+def glyph_counts(boxes: list[Box], glyph_width: float, lengths: list[int] | None) -> list[int]:
+    """How many glyphs each box holds: its width's suggestion, nudged to the nearest allowed total."""
+    widths = [b[2] - b[0] for b in boxes]
+    counts = [max(1, int(round(w / glyph_width))) for w in widths]
+    if not lengths:
+        return counts
+    target = min(lengths, key=lambda n: (abs(n - sum(counts)), n))
+    while sum(counts) < target:
+        i = max(range(len(counts)), key=lambda k: widths[k] / (counts[k] + 1))
+        counts[i] += 1
+    while sum(counts) > target and max(counts) > 1:
+        i = min((k for k in range(len(counts)) if counts[k] > 1),
+                key=lambda k: widths[k] / (counts[k] - 1))
+        counts[i] -= 1
+    return counts
+
+
+def split_box(mask: np.ndarray, box: Box, n: int) -> list[Box]:
+    """Cut a box into ``n`` glyphs at the column-projection minima nearest the equal-width cuts."""
+    x0, _, x1, _ = box
+    if n == 1:
+        return [tighten(mask, x0, x1)]
+    profile = mask[:, x0:x1].sum(axis=0).astype(np.float32)
+    step = (x1 - x0) / n
+    cuts = [x0]
+    for k in range(1, n):
+        centre = x0 + k * step
+        lo, hi = int(centre - 0.35 * step), max(int(centre - 0.35 * step) + 1, int(centre + 0.35 * step))
+        xs = np.arange(lo, hi)
+        cost = profile[xs - x0] * (1 + ((xs - centre) / (0.35 * step)) ** 2)  # prefer near-centre minima
+        cuts.append(int(xs[np.argmin(cost)]))
+    cuts.append(x1)
+    return [tighten(mask, a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def tighten(mask: np.ndarray, x0: int, x1: int) -> Box:
+    """The box spanning columns [x0, x1) and the rows that hold ink there."""
+    rows = np.flatnonzero(mask[:, x0:x1].any(axis=1))
+    if rows.size == 0:
+        return (x0, 0, x1, mask.shape[0])
+    return (x0, int(rows[0]), x1, int(rows[-1]) + 1)
+
+
+def segment(gray: np.ndarray, settings: SegmentSettings, lengths: list[int] | None = None) -> Segmentation:
+    """Glyph boxes of one grey image; ``clean`` means every box was a whole component of glyph size."""
+    ink = ink_map(gray)
+    mask = ink_mask(ink, settings)
+    boxes = merge_fragments(contour_boxes(mask), settings.glyph_width)
+    if not boxes:
+        raise UserError("no ink left after removing noise (blank image?)")
+    counts = glyph_counts(boxes, settings.glyph_width, lengths)
+    glyphs = [g for box, n in zip(boxes, counts) for g in split_box(mask, box, n)]
+    clean = max(counts) == 1 and (not lengths or len(glyphs) in lengths)
+    return Segmentation(ink, mask, glyphs, clean)
+
+
+def crop(ink: np.ndarray, box: Box, settings: SegmentSettings) -> np.ndarray:
+    """The glyph with some dimmed context, padded to a square and resized for the CNN (float32, HxW)."""
+    x0, y0, x1, y1 = box
+    c = int(round(settings.context * settings.glyph_width))
+    h, w = ink.shape
+    left, right = max(0, x0 - c), min(w, x1 + c)
+    patch = ink[max(0, y0 - 2):min(h, y1 + 2), left:right].copy()
+    patch[:, :x0 - left] *= CONTEXT_DIM  # dimmed context: the CNN sees where the cut was
+    patch[:, x1 - left:] *= CONTEXT_DIM
+    ph, pw = patch.shape
+    side = max(ph, pw, 1)
+    square = np.zeros((side, side), np.float32)
+    top, left = (side - ph) // 2, (side - pw) // 2
+    square[top:top + ph, left:left + pw] = patch
+    size = settings.glyph_size
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def draw_boxes(gray: np.ndarray, boxes: list[Box], labels: str | None = None) -> np.ndarray:
+    """A colour copy of the image with the boxes (and optional characters) drawn, for people."""
+    scale = max(1, 200 // max(gray.shape[1], 1) + 1)
+    image = cv2.cvtColor(cv2.resize(gray, None, fx=scale, fy=scale,
+                                    interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        colour = ((0, 0, 255), (0, 160, 0), (255, 0, 0))[i % 3]
+        cv2.rectangle(image, (x0 * scale, y0 * scale), (x1 * scale - 1, y1 * scale - 1), colour, 1)
+        if labels and i < len(labels):
+            cv2.putText(image, labels[i], (x0 * scale, max(10, y0 * scale - 2)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
+    return image

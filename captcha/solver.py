@@ -1,0 +1,146 @@
+"""CaptchaSolver: the Python API that reads CAPTCHAs with a trained model; save and load.
+
+Reading is batched: every image is segmented by shape; images whose glyphs came out clean
+(one component per glyph, an allowed count) go through the CNN together in one call, the
+others are read by recognition (:mod:`captcha.recognise`) with all their candidate crops in
+one more call. Training lives in :mod:`captcha.train`, measuring in :mod:`captcha.evaluate`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import numpy as np
+
+from captcha.data import read_image, to_gray
+from captcha.model import classify
+from captcha.recognise import best_path, build_lattice, lattice_crops, min_width
+from captcha.segment import Box, Segmentation, SegmentSettings, crop, segment
+from recognisers.errors import UserError
+from recognisers.modeldir import read_meta, write_meta
+
+KIND = "captcha"
+FORMAT_VERSION = 1
+MODEL_FILE = "glyph_cnn.keras"
+ImageLike = Union[str, os.PathLike, np.ndarray]
+
+
+@dataclass
+class Reading:
+    """The text read from one CAPTCHA, its confidence (product of per-glyph ones) and its boxes."""
+
+    text: str
+    confidence: float
+    char_confidences: list[float]
+    boxes: list[Box] = field(default_factory=list)
+    by_recognition: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "confidence": round(self.confidence, 6),
+                "char_confidences": [round(c, 6) for c in self.char_confidences]}
+
+
+class CaptchaSolver:
+    """A trained glyph CNN plus everything needed to cut images into glyphs the same way."""
+
+    def __init__(self, model, charset: str, lengths: list[int], settings: SegmentSettings,
+                 case: str = "keep", training: dict | None = None):
+        self.model = model
+        self.charset = charset
+        self.lengths = sorted(lengths)
+        self.settings = settings
+        self.case = case
+        self.training = training or {}
+
+    # -- reading ---------------------------------------------------------------------------
+    def segment(self, image: ImageLike) -> Segmentation:
+        """Shape segmentation of one image (path or array) with this model's settings."""
+        gray = read_image(image) if isinstance(image, (str, os.PathLike)) else to_gray(image)
+        return segment(gray, self.settings, self.lengths)
+
+    def predict(self, image: ImageLike) -> Reading:
+        """Read one CAPTCHA (a path, or a grey/RGB array)."""
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[ImageLike]) -> list[Reading]:
+        """Read many CAPTCHAs; raises :class:`UserError` for the first unreadable one."""
+        return self.read_segmentations([self.segment(image) for image in images])
+
+    def read_segmentations(self, segs: Sequence[Segmentation]) -> list[Reading]:
+        """The batched core: one CNN call for all clean glyphs, one for all recognition crops."""
+        readings: list[Reading | None] = [None] * len(segs)
+        clean = [i for i, s in enumerate(segs) if s.clean]
+        glyphs = [crop(segs[i].ink, box, self.settings) for i in clean for box in segs[i].boxes]
+        probs = classify(self.model, np.asarray(glyphs, np.float32).reshape(-1, *self.glyph_shape))
+        start = 0
+        for i in clean:
+            n = len(segs[i].boxes)
+            readings[i] = self.decode(probs[start:start + n], segs[i].boxes)
+            start += n
+        hard = [i for i, s in enumerate(segs) if not s.clean]
+        for i, reading in zip(hard, self.read_by_recognition([segs[i] for i in hard])):
+            readings[i] = reading
+        return readings  # type: ignore[return-value]
+
+    @property
+    def glyph_shape(self) -> tuple[int, int]:
+        return (self.settings.glyph_size, self.settings.glyph_size)
+
+    def decode(self, probs: np.ndarray, boxes: list[Box], by_recognition: bool = False) -> Reading:
+        """Characters and confidences from per-glyph class probabilities."""
+        probs = probs[:, :len(self.charset)]  # the last class, "junk", marks bad cuts
+        best = probs.argmax(axis=1)
+        conf = probs[np.arange(len(best)), best].astype(float)
+        return Reading("".join(self.charset[k] for k in best), float(np.prod(conf)),
+                       conf.tolist(), list(boxes), by_recognition)
+
+    def read_by_recognition(self, segs: Sequence[Segmentation]) -> list[Reading]:
+        """Try every allowed length's lattice; keep the path with the best mean log-probability."""
+        if not segs:
+            return []
+        jobs = [(s, build_lattice(s.mask, n, min_width(s.mask, n))) for s in segs for n in self.lengths]
+        crops = [lattice_crops(s.ink, lattice, self.settings) for s, lattice in jobs]
+        probs = classify(self.model, np.concatenate(crops))
+        logp = np.log(np.maximum(probs[:, :len(self.charset)].max(axis=1), 1e-12))
+        readings, start = [], 0
+        best: tuple[float, Reading] | None = None
+        for k, ((seg, lattice), c) in enumerate(zip(jobs, crops)):
+            p = probs[start:start + len(c)]
+            scores = np.broadcast_to(logp[start:start + len(c)], (lattice.n, len(c)))
+            start += len(c)
+            path, total = best_path(lattice, scores)
+            if path and (best is None or total / lattice.n > best[0]):
+                best = (total / lattice.n, self.decode(p[path], [lattice.boxes[j] for j in path], True))
+            if (k + 1) % len(self.lengths) == 0:
+                readings.append(best[1] if best else self.decode(p[:0], []))
+                best = None
+        return readings
+
+    # -- persistence -----------------------------------------------------------------------
+    def save_into(self, model_dir: Path) -> None:
+        """Write the model and meta.json into a (staged) directory."""
+        self.model.save(model_dir / MODEL_FILE)
+        write_meta(model_dir, KIND, FORMAT_VERSION, {
+            "model_file": MODEL_FILE, "charset": self.charset, "lengths": self.lengths,
+            "case": self.case, "segmentation": self.settings.to_dict(), "training": self.training,
+        })
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike) -> "CaptchaSolver":
+        """Load a model directory written by ``captcha train``; a wrong one is a UserError."""
+        from recognisers.errors import quiet_tensorflow
+
+        quiet_tensorflow()
+        import keras
+
+        meta = read_meta(model_dir, KIND, FORMAT_VERSION)
+        path = Path(model_dir) / meta.get("model_file", MODEL_FILE)
+        try:
+            model = keras.saving.load_model(path, compile=False)
+            settings = SegmentSettings(**meta["segmentation"])
+            return cls(model, meta["charset"], meta["lengths"], settings, meta["case"], meta.get("training"))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"cannot load the model in {model_dir}: {exc}") from None

@@ -1,0 +1,215 @@
+"""Training: tune the segmenter on the data, harvest glyphs, train the CNN, refine by alignment.
+
+1. The segmentation settings (typical glyph width, line-removal kernel) are fitted to the
+   training images: the kernel is the one whose shape-only glyph count most often equals the
+   label's length.
+2. Every image is segmented with its label's length as a hint; only images whose glyph count
+   matches the label give glyphs (the count is reported).
+3. After a first fit, images that shape could not cut cleanly are re-cut by forced alignment
+   (the recognition lattice, scored by p(true character)), and the CNN is trained again on
+   the better crops.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from captcha.data import Sample, read_image
+from captcha.model import build_model, classify, fit
+from captcha.recognise import Lattice, best_path, build_lattice, lattice_crops, min_width
+from captcha.segment import Box, Segmentation, SegmentSettings, crop, ink_map, ink_mask, segment
+from captcha.solver import CaptchaSolver
+from recognisers.errors import UserError
+from recognisers.modeldir import staged_model_dir
+from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
+
+LINE_KERNELS = (0, 2, 3, 4)
+
+
+def read_training_images(samples: list[Sample], log: Callable[[str], None]) -> list[tuple[np.ndarray, str]]:
+    """Grey images with labels; unreadable files are skipped and counted, not fatal."""
+    images, bad = [], 0
+    for sample in samples:
+        try:
+            images.append((read_image(sample.path), sample.label))
+        except UserError:
+            bad += 1
+    if bad:
+        log(f"skipped {bad} unreadable image(s)")
+    if not images:
+        raise UserError("no readable training images")
+    return images
+
+
+def ink_extent(gray: np.ndarray, settings: SegmentSettings) -> int:
+    """Width in pixels of the columns that hold ink after clean-up (0 when none)."""
+    try:
+        cols = np.flatnonzero(ink_mask(ink_map(gray), settings).any(axis=0))
+    except UserError:
+        return 0
+    return int(cols[-1] + 1 - cols[0]) if cols.size else 0
+
+
+def tune_settings(images: list[tuple[np.ndarray, str]], glyph_size: int,
+                  line_kernel: int | None, seed: int) -> SegmentSettings:
+    """Line kernel whose shape-only glyph counts agree with the labels most often, then glyph width.
+
+    The agreement is judged with a rough glyph width (half the image height) because a width
+    measured with the lines still in would agree with anything, lines included.
+    """
+    rng = np.random.default_rng(seed)
+    pick = [images[i] for i in rng.permutation(len(images))[:300]]
+    rough = 0.5 * float(np.median([g.shape[0] for g, _ in pick]))
+    kernels = LINE_KERNELS if line_kernel is None else (line_kernel,)
+    agree = [np.mean([count_agrees(g, label, SegmentSettings(rough, k)) for g, label in pick])
+             for k in kernels]
+    kernel = kernels[int(np.argmax(agree))]
+    widths = [ink_extent(g, SegmentSettings(rough, kernel)) / len(label) for g, label in pick]
+    return SegmentSettings(glyph_width=float(np.median(widths)) or rough, line_kernel=kernel,
+                           glyph_size=glyph_size)
+
+
+def count_agrees(gray: np.ndarray, label: str, settings: SegmentSettings) -> bool:
+    """Does shape alone (no length hint) find as many glyphs as the label has?"""
+    try:
+        return len(segment(gray, settings).boxes) == len(label)
+    except UserError:
+        return False
+
+
+def glyph_set(segs: list[Segmentation | None], labels: list[str], index: list[int],
+              charset: str, settings: SegmentSettings,
+              junk: dict[int, list[Box]]) -> tuple[np.ndarray, np.ndarray]:
+    """Crops and class ids of the images in ``index`` whose box count matches their label.
+
+    Mis-cut segments found during alignment come too, labelled with the extra "junk" class
+    (id ``len(charset)``), so that the CNN learns to give a bad cut a low score.
+    """
+    xs, ys = [], []
+    for i in index:
+        seg = segs[i]
+        if seg is None or len(seg.boxes) != len(labels[i]):
+            continue
+        xs += [crop(seg.ink, box, settings) for box in seg.boxes + junk.get(i, [])]
+        ys += [charset.index(c) for c in labels[i]] + [len(charset)] * len(junk.get(i, []))
+    size = settings.glyph_size
+    return np.asarray(xs, np.float32).reshape(-1, size, size), np.asarray(ys, np.int64)
+
+
+def overlap_1d(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes' column ranges."""
+    inter = min(a[2], b[2]) - max(a[0], b[0])
+    return max(0, inter) / (max(a[2], b[2]) - min(a[0], b[0]))
+
+
+def mis_cuts(lattice: Lattice, path: list[int], rng: np.random.Generator, count: int = 3) -> list[Box]:
+    """A few lattice segments that overlap no aligned glyph well: examples of bad cuts."""
+    chosen = [lattice.boxes[j] for j in path]
+    bad = [b for b in lattice.boxes if max(overlap_1d(b, c) for c in chosen) < 0.6]
+    picks = rng.permutation(len(bad))[:count]
+    return [bad[k] for k in picks]
+
+
+def align(model, segs: list[Segmentation | None], labels: list[str], index: list[int],
+          charset: str, settings: SegmentSettings, junk: dict[int, list[Box]],
+          seed: int, chunk: int = 64) -> int:
+    """Re-cut the images in ``index`` by forced alignment with their labels; returns how many."""
+    rng = np.random.default_rng(seed)
+    done = 0
+    for start in range(0, len(index), chunk):
+        jobs = []
+        for i in index[start:start + chunk]:
+            seg, n = segs[i], len(labels[i])
+            if seg is not None:
+                jobs.append((i, build_lattice(seg.mask, n, min_width(seg.mask, n))))
+        if not jobs:
+            continue
+        crops = [lattice_crops(segs[i].ink, lattice, settings) for i, lattice in jobs]
+        logp = np.log(np.maximum(classify(model, np.concatenate(crops)), 1e-12))
+        offset = 0
+        for (i, lattice), c in zip(jobs, crops):
+            ids = [charset.index(ch) for ch in labels[i]]
+            path, _ = best_path(lattice, logp[offset:offset + len(c), ids].T)
+            offset += len(c)
+            if path:
+                segs[i].boxes = [lattice.boxes[j] for j in path]
+                junk[i] = mis_cuts(lattice, path, rng)
+                done += 1
+    return done
+
+
+def train(samples: list[Sample], out: str | Path, epochs: int = 15, seed: int = 0,
+          case: str = "keep", force: bool = False, align_rounds: int = 1, glyph_size: int = 28,
+          line_kernel: int | None = None, log: Callable[[str], None] = print,
+          verbose: int = 2) -> CaptchaSolver:
+    """Train a solver on labelled samples and save it atomically to ``out``."""
+    with staged_model_dir(out, force=force) as tmp:
+        started = time.perf_counter()
+        set_seed(seed)
+        images = read_training_images(samples, log)
+        grays, labels = [g for g, _ in images], [label for _, label in images]
+        charset = "".join(sorted(set("".join(labels))))
+        settings = tune_settings(images, glyph_size, line_kernel, seed)
+        log(f"segmentation: glyph width {settings.glyph_width:.1f} px, line kernel {settings.line_kernel}")
+        segs = [segment_or_none(g, settings, len(label)) for g, label in images]
+        matched = sum(s is not None and len(s.boxes) == len(l) for s, l in zip(segs, labels))
+        clean = sum(s is not None and s.clean for s in segs)
+        log(f"{matched} of {len(images)} training images segmented to their label's glyph count "
+            f"({clean} cleanly by shape alone); their glyphs train the CNN")
+        order = np.random.default_rng(seed).permutation(len(images))
+        n_val = max(1, len(images) // 10)
+        val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
+        model = build_model(glyph_size, len(charset) + 1)  # + the junk class
+        history: list[dict] = []
+        junk: dict[int, list[Box]] = {}
+        aligned = []
+        for round_ in range(align_rounds + 1):
+            if round_:
+                redo = [i for i, s in enumerate(segs) if s is not None and not s.clean]
+                aligned.append(align(model, segs, labels, redo, charset, settings, junk, seed + round_))
+                log(f"round {round_}: re-cut {aligned[-1]} images by forced alignment")
+            train_set = glyph_set(segs, labels, train_idx, charset, settings, junk)
+            val_set = glyph_set(segs, labels, val_idx, charset, settings, junk)
+            if len(train_set[1]) == 0 or len(val_set[1]) == 0:
+                raise UserError("too few images could be segmented to train on; check the labels")
+            log(f"round {round_}: {len(train_set[1])} training glyphs, {len(val_set[1])} validation glyphs")
+            fit(model, train_set, val_set, epochs if round_ == 0 else max(2, epochs // 2), tmp,
+                verbose=verbose)
+            history += read_history(tmp / HISTORY_CSV)
+        info = {"images": len(samples), "readable": len(images), "segmented_to_label_count": matched,
+                "clean_by_shape": clean, "aligned_per_round": aligned, "seed": seed,
+                "epochs_run": len(history), "seconds": round(time.perf_counter() - started, 1)}
+        solver = CaptchaSolver(model, charset, sorted(set(map(len, labels))), settings, case, info)
+        solver.save_into(tmp)
+        write_history(tmp / HISTORY_CSV, history)
+        plot_history(tmp / HISTORY_CSV, tmp / HISTORY_PNG, f"glyph CNN ({Path(out).name})")
+    log(f"saved {out} in {info['seconds']:.0f} s")
+    return solver
+
+
+def segment_or_none(gray: np.ndarray, settings: SegmentSettings, length: int) -> Segmentation | None:
+    """Shape segmentation with the label's length as a hint; None for an image with no ink."""
+    try:
+        return segment(gray, settings, [length])
+    except UserError:
+        return None
+
+
+def read_history(path: Path) -> list[dict]:
+    """Rows of one fit's CSVLogger file."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    """All rounds' epochs as one CSV, numbered on from round to round."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for epoch, row in enumerate(rows):
+            writer.writerow({**row, "epoch": epoch})

@@ -1,0 +1,120 @@
+"""End to end on generated CAPTCHAs: a tiny model trained for a few steps, through CLI and API."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from captcha import CaptchaSolver
+from captcha.cli import main
+from captcha.data import load_folder
+from captcha.evaluate import evaluate
+from recognisers.modeldir import staged_model_dir
+
+CHARSET = "ABCDEFGH23"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Generate train/test sets and train a tiny model once for the whole module."""
+    root = tmp_path_factory.mktemp("captcha")
+    code = main(["generate", str(root / "train"), "--count", "400", "--length", "4", "--charset", CHARSET,
+                 "--seed", "1"])
+    code += main(["generate", str(root / "test"), "--count", "60", "--length", "4", "--charset", CHARSET,
+                  "--seed", "2"])
+    assert code == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained):
+    code = main(["train", str(trained / "train"), "--out", str(trained / "model"), "--epochs", "4",
+                 "--seed", "0", "--quiet"])
+    assert code == 0
+    return trained / "model"
+
+
+def test_model_directory_is_complete(model_dir):
+    names = {p.name for p in model_dir.iterdir()}
+    assert {"meta.json", "glyph_cnn.keras", "history.csv", "history.png"} <= names
+    meta = json.loads((model_dir / "meta.json").read_text())
+    assert meta["charset"] == "".join(sorted(CHARSET)) and meta["lengths"] == [4]
+    assert meta["training"]["segmented_to_label_count"] > 300
+    assert {"glyph_width", "line_kernel", "glyph_size"} <= set(meta["segmentation"])
+
+
+def test_tiny_model_reads_far_better_than_chance(model_dir, trained):
+    report = evaluate(CaptchaSolver.load(model_dir), load_folder(trained / "test"))
+    assert report["char_accuracy"] > 0.8  # chance: 0.1
+    assert report["sequence_accuracy"] > 0.5  # chance: 0.0001
+
+
+def test_save_and_load_give_identical_predictions(model_dir, trained, tmp_path):
+    solver = CaptchaSolver.load(model_dir)
+    with staged_model_dir(tmp_path / "copy") as tmp:
+        solver.save_into(tmp)
+    again = CaptchaSolver.load(tmp_path / "copy")
+    paths = [s.path for s in load_folder(trained / "test")][:20]
+    a, b = solver.predict_batch(paths), again.predict_batch(paths)
+    assert [r.text for r in a] == [r.text for r in b]
+    assert np.allclose([r.char_confidences for r in a], [r.char_confidences for r in b], atol=1e-6)
+
+
+def test_api_reads_paths_and_arrays_alike(model_dir, trained):
+    solver = CaptchaSolver.load(model_dir)
+    path = load_folder(trained / "test")[0].path
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    by_path, by_array = solver.predict(path), solver.predict(rgb)
+    assert by_path.text == by_array.text and len(by_path.char_confidences) == 4
+    assert 0.0 <= by_path.confidence <= 1.0
+
+
+def test_cli_predict_reads_good_images_and_fails_on_bad_ones(model_dir, trained, capsys):
+    good = [s.path for s in load_folder(trained / "test")][:2]
+    bad = trained / "bad.png"
+    bad.write_text("no image")
+    code, out, err = run(capsys, "predict", model_dir, good[0], bad, good[1])
+    assert code == 1
+    assert [line.split("\t")[0] for line in out.splitlines()] == [str(good[0]), str(good[1])]
+    assert err.count("captcha: error:") == 1 and "bad.png" in err
+    code, out, _ = run(capsys, "predict", model_dir, good[0], "--json")
+    record = json.loads(out)
+    assert code == 0 and set(record) == {"path", "text", "confidence", "char_confidences"}
+
+
+def test_cli_evaluate_writes_report_and_worst_cases(model_dir, trained, capsys, tmp_path):
+    report_path = tmp_path / "report.json"
+    code, out, _ = run(capsys, "evaluate", model_dir, trained / "test", "--report", report_path)
+    assert code == 0 and "sequence_accuracy" in out
+    report = json.loads(report_path.read_text())
+    for key in ("count", "sequence_accuracy", "char_accuracy", "segmentation_failure_rate",
+                "images_per_second", "per_character_accuracy", "top_confusions", "dataset", "model_dir", "time"):
+        assert key in report
+    assert report["count"] == 60 and (tmp_path / "report.worst.png").is_file()
+
+
+def test_existing_model_needs_force(model_dir, trained, capsys):
+    code, _, err = run(capsys, "train", trained / "train", "--out", model_dir)
+    assert code == 1 and "--force" in err and (model_dir / "meta.json").is_file()
+
+
+def test_seed_repeats_and_case_option(trained, tmp_path, capsys):
+    small = tmp_path / "small"
+    small.mkdir()
+    for sample in load_folder(trained / "train")[:120]:
+        (small / sample.path.name).write_bytes(sample.path.read_bytes())
+    reports = []
+    for name in ("a", "b"):
+        code, out, _ = run(capsys, "train", small, "--out", tmp_path / name, "--epochs", "1",
+                           "--align-rounds", "0", "--seed", "5", "--case", "lower", "--quiet")
+        assert code == 0 and "segmented to their label's glyph count" in out
+        reports.append(evaluate(CaptchaSolver.load(tmp_path / name), load_folder(trained / "test", "lower")))
+    assert reports[0]["char_accuracy"] == reports[1]["char_accuracy"]
+    assert json.loads((tmp_path / "a" / "meta.json").read_text())["charset"] == "".join(sorted(CHARSET.lower()))

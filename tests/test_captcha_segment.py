@@ -1,0 +1,99 @@
+"""The segmenter against generated CAPTCHAs whose glyph boxes are known."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from captcha.data import to_gray
+from captcha.recognise import Lattice, best_path, build_lattice
+from captcha.segment import SegmentSettings, segment
+from captcha.synth import random_text, render
+from recognisers.errors import UserError
+
+CHARSET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def settings_for(captcha, **kw) -> SegmentSettings:
+    widths = [b[2] - b[0] for b in captcha.boxes]
+    return SegmentSettings(glyph_width=float(np.median(widths)), **kw)
+
+
+def x_errors(found, truth) -> list[int]:
+    return [max(abs(f[0] - t[0]), abs(f[2] - t[2])) for f, t in zip(found, truth)]
+
+
+@pytest.mark.parametrize("fonts", [None, (None,)], ids=["system-fonts", "builtin-font"])
+def test_separate_glyphs_get_their_true_boxes(fonts):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        captcha = render(random_text(5, CHARSET, rng), "simple", rng, fonts=fonts)
+        seg = segment(to_gray(captcha.image), settings_for(captcha), [5])
+        assert seg.clean and len(seg.boxes) == 5
+        assert max(x_errors(seg.boxes, captcha.boxes)) <= 2, (captcha.text, seg.boxes, captcha.boxes)
+        for f, t in zip(seg.boxes, captcha.boxes):
+            assert abs(f[1] - t[1]) <= 2 and abs(f[3] - t[3]) <= 2
+
+
+def test_touching_glyphs_are_split_near_the_true_cut():
+    rng = np.random.default_rng(1)
+    touching = close = 0
+    for _ in range(40):
+        captcha = render(random_text(4, CHARSET, rng), "simple", rng, gaps=(-2, 0))
+        seg = segment(to_gray(captcha.image), settings_for(captcha), [4])
+        touching += not seg.clean
+        assert len(seg.boxes) == 4
+        close += max(x_errors(seg.boxes, captcha.boxes)) <= 4
+    assert touching >= 15  # the test really exercised splitting
+    assert close >= 30  # shape alone; the rest is what segmentation by recognition is for
+
+
+def test_noise_dots_and_lines_are_cleaned_from_noisy_captchas():
+    rng = np.random.default_rng(2)
+    right = 0
+    for _ in range(30):
+        captcha = render(random_text(4, CHARSET, rng), "noisy", rng)
+        seg = segment(to_gray(captcha.image), settings_for(captcha, line_kernel=2), [4])
+        right += len(seg.boxes) == 4 and max(x_errors(seg.boxes, captcha.boxes)) <= 5
+    assert right >= 22
+
+
+def test_coloured_light_on_dark_image_is_segmented():
+    rng = np.random.default_rng(3)
+    captcha = render("AB34", "simple", rng)
+    inverted = 255 - captcha.image
+    inverted[..., 0] //= 2  # colour the background
+    seg = segment(to_gray(inverted), settings_for(captcha), [4])
+    assert max(x_errors(seg.boxes, captcha.boxes)) <= 2
+
+
+def test_blank_image_has_no_ink():
+    with pytest.raises(UserError, match="no ink"):
+        segment(np.full((40, 120), 200, np.uint8), SegmentSettings())
+
+
+def brute_force(lattice: Lattice, scores: np.ndarray) -> float:
+    best = -np.inf
+    per_glyph = [{(i, j): b for i, j, b in rows} for rows in lattice.edges]
+    for path in itertools.product(*(range(w) for w in lattice.widths)):
+        total = 0.0
+        for k in range(lattice.n):
+            box = per_glyph[k].get((path[k], path[k + 1]))
+            if box is None:
+                total = -np.inf
+                break
+            total += scores[k, box]
+        best = max(best, total)
+    return best
+
+
+def test_viterbi_finds_the_best_segmentation():
+    rng = np.random.default_rng(4)
+    captcha = render("AB3K", "simple", rng, gaps=(-2, 0))
+    seg = segment(to_gray(captcha.image), settings_for(captcha), [4])
+    lattice = build_lattice(seg.mask, 3, 4.0)
+    for _ in range(5):
+        scores = rng.normal(size=(3, len(lattice.boxes)))
+        path, total = best_path(lattice, scores)
+        assert total == pytest.approx(brute_force(lattice, scores))
+        assert total == pytest.approx(sum(scores[k, b] for k, b in enumerate(path)))
