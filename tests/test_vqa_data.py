@@ -1,0 +1,119 @@
+"""The three dataset formats, question types, answer vocabulary and the validation split."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recognisers.errors import UserError
+from vqa.data import (answer_vocabulary, easy_vqa_type, read_easy_vqa, read_jsonl, read_vqa2,
+                      split_by_image)
+
+
+def write_tiny_vqa2(root):
+    """Two COCO images, three questions, ten human answers each (VQA v2 layout)."""
+    images = root / "val2014"
+    images.mkdir(parents=True)
+    for image_id in (42, 7):
+        Image.new("RGB", (40, 30), "red").save(images / f"COCO_val2014_{image_id:012d}.jpg")
+    questions = {"data_subtype": "val2014", "questions": [
+        {"image_id": 42, "question": "What color is it?", "question_id": 420},
+        {"image_id": 42, "question": "Is it red?", "question_id": 421},
+        {"image_id": 7, "question": "How many cats?", "question_id": 70},
+    ]}
+    answers = {420: ["red"] * 8 + ["orange"] * 2, 421: ["yes"] * 10, 70: ["2"] * 6 + ["two"] * 4}
+    types = {420: "other", 421: "yes/no", 70: "number"}
+    annotations = {"data_subtype": "val2014", "annotations": [
+        {"question_id": qid, "image_id": qid // 10, "answer_type": types[qid],
+         "multiple_choice_answer": ans[0],
+         "answers": [{"answer": a, "answer_id": i + 1} for i, a in enumerate(ans)]}
+        for qid, ans in answers.items()]}
+    (root / "q.json").write_text(json.dumps(questions))
+    (root / "a.json").write_text(json.dumps(annotations))
+    return root / "q.json", root / "a.json", images
+
+
+def test_vqa2_reader(tmp_path):
+    q, a, images = write_tiny_vqa2(tmp_path)
+    data = read_vqa2(str(q), str(a), str(images))
+    assert len(data) == 3 and len(data.image_paths) == 2
+    assert data.image_paths[0].endswith("COCO_val2014_000000000042.jpg")
+    assert list(data.image_index) == [0, 0, 1]
+    assert data.answers == ["red", "yes", "2"]
+    assert data.types == ["other", "yes/no", "number"]
+    assert len(data.human_answers[0]) == 10
+    assert len(read_vqa2(str(q), str(a), str(images), max_questions=2)) == 2
+
+
+def test_vqa2_reader_errors(tmp_path):
+    q, a, images = write_tiny_vqa2(tmp_path)
+    with pytest.raises(UserError, match="not found"):
+        read_vqa2(str(tmp_path / "nope.json"), str(a), str(images))
+    (tmp_path / "bad.json").write_text('{"questions": [{"question": "x"}]}')
+    with pytest.raises(UserError, match="VQA v2 format"):
+        read_vqa2(str(tmp_path / "bad.json"), str(a), str(images))
+
+
+def test_jsonl_reader(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    absolute = tmp_path / "abs.png"
+    lines = [
+        {"image": "imgs/a.png", "question": "What is it?", "answer": "cat", "type": "what"},
+        {"image": str(absolute), "question": "Is it big?", "answers": ["yes", "yes", "no"]},
+        {"image": "imgs/a.png", "question": "Colour?", "answer": "black"},
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
+    data = read_jsonl(manifest)
+    assert data.image_paths == [str(tmp_path / "imgs" / "a.png"), str(absolute)]
+    assert data.answers == ["cat", "yes", "black"]     # most common human answer if none given
+    assert data.types == ["what", "all", "all"]
+    assert data.human_answers[1] == ["yes", "yes", "no"]
+    assert data.human_answers[0] == ["cat"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ({"question": "q?", "answer": "a"}, "missing 'image'"),
+    ({"image": "a.png", "question": "  ", "answer": "a"}, "missing 'question'"),
+    ({"image": "a.png", "question": "q?"}, "missing 'answer'"),
+    ("not json", "not a JSON object"),
+])
+def test_jsonl_bad_lines(tmp_path, line, message):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"image": "b.png", "question": "q", "answer": "a"}) + "\n"
+                        + (line if isinstance(line, str) else json.dumps(line)) + "\n")
+    with pytest.raises(UserError, match=rf"m.jsonl:2: {message}"):
+        read_jsonl(manifest)
+
+
+def test_easy_vqa_reader_reads_a_few():
+    data = read_easy_vqa("test", max_questions=30)
+    assert len(data) == 30
+    assert set(data.types) <= {"yes/no", "colour", "shape"}
+    assert all(p.endswith(".png") for p in data.image_paths)
+    with pytest.raises(UserError):
+        read_easy_vqa("validation")
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("what color is the shape?", "colour"), ("what is the blue shape?", "shape"),
+    ("what shape is present?", "shape"), ("is there a red shape?", "yes/no"),
+    ("does the image not contain a circle?", "yes/no"),
+])
+def test_easy_vqa_types(question, kind):
+    assert easy_vqa_type(question) == kind
+
+
+def test_answer_vocabulary_top_k_stable():
+    assert answer_vocabulary(["b", "a", "a", "c", "b", "d"], 3) == ["b", "a", "c"]
+
+
+def test_split_by_image_keeps_images_apart():
+    data = read_easy_vqa("train", max_questions=400)
+    train, val = split_by_image(data, 0.25, seed=0)
+    assert len(train) + len(val) == 400
+    assert not set(train.image_paths) & set(val.image_paths)
+    again, _ = split_by_image(data, 0.25, seed=0)
+    assert again.questions == train.questions
+    assert np.array_equal(again.image_index, train.image_index)

@@ -1,0 +1,164 @@
+"""VQAModel: ask questions about images with a trained model; save and load it.
+
+A model directory holds ``model.weights.h5`` (the trainable network), ``encoder.weights.h5``
+for a frozen VGG encoder whose weights are not ImageNet's (random or a local file: saved so
+that a loaded model answers identically), and ``meta.json`` with everything else: answer
+vocabulary, question vocabulary, encoder and network settings, versions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from recognisers.errors import UserError
+from recognisers.modeldir import read_meta, write_meta
+from vqa.batches import iterate_batches
+from vqa.features import (EncoderConfig, FeatureCache, build_vgg_encoder,
+                          default_cache_dir, vgg_preprocess)
+from vqa.images import load_image
+from vqa.model import ModelConfig, build_vqa_model
+from vqa.text import QuestionEncoder
+
+KIND = "vqa"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.weights.h5"
+ENCODER_WEIGHTS_FILE = "encoder.weights.h5"
+
+ImageLike = str | os.PathLike | np.ndarray
+
+
+class VQAModel:
+    """A trained VQA network with its question encoder and answer vocabulary."""
+
+    def __init__(self, network, questions: QuestionEncoder, answers: Sequence[str],
+                 encoder_config: EncoderConfig, model_config: ModelConfig,
+                 image_encoder=None, info: dict | None = None) -> None:
+        self.network = network
+        self.questions = questions
+        self.answers = list(answers)
+        self.encoder_config = encoder_config
+        self.model_config = model_config
+        self.image_encoder = image_encoder
+        self.info = info or {}
+        self._forward = _compiled_forward(network)
+
+    # ---- asking -------------------------------------------------------------------------
+    def predict(self, image: ImageLike, question: str, top: int = 1) -> list[tuple[str, float]]:
+        """Top answers with probabilities for one question about one image."""
+        return self.predict_batch([image], [question], top=top)[0]
+
+    def predict_batch(self, images: Sequence[ImageLike], questions: Sequence[str],
+                      top: int = 1, cache_dir: str | os.PathLike | None = None
+                      ) -> list[list[tuple[str, float]]]:
+        """Top answers for many (image, question) pairs; each distinct image is encoded once."""
+        if len(images) != len(questions):
+            raise UserError(f"{len(images)} images but {len(questions)} questions")
+        probs = self.probabilities(images, questions, cache_dir)
+        top = max(1, min(int(top), len(self.answers)))
+        best = np.argsort(-probs, axis=1, kind="stable")[:, :top]
+        return [[(self.answers[j], float(p[j])) for j in row] for row, p in zip(best, probs)]
+
+    def probabilities(self, images: Sequence[ImageLike], questions: Sequence[str],
+                      cache_dir: str | os.PathLike | None = None,
+                      questions_per_batch: int = 1024) -> np.ndarray:
+        """Answer probabilities, shape ``(n, n_answers)``."""
+        keys = [str(Path(im).resolve()) if not isinstance(im, np.ndarray) else f"array:{i}"
+                for i, im in enumerate(images)]
+        index_of: dict[str, int] = {}
+        image_index = np.array([index_of.setdefault(k, len(index_of)) for k in keys], np.int64)
+        firsts = {}
+        for k, im in zip(keys, images):
+            firsts.setdefault(k, im)
+        table = self.image_table(list(firsts.values()), cache_dir)
+        tokens = self.questions(questions)
+        out = np.empty((len(questions), len(self.answers)), np.float32)
+        for inputs, _, ids in iterate_batches(table, image_index, tokens, None,
+                                              questions_per_batch):
+            out[ids] = self._forward(*inputs).numpy()
+        return out
+
+    def image_table(self, images: Sequence[ImageLike],
+                    cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+        """What the network's image input takes: pixels (compact) or frozen VGG features.
+
+        Features of image files are cached on disk when ``cache_dir`` is given.
+        """
+        size = self.encoder_config.image_size
+        if not self.encoder_config.frozen:
+            return np.stack([load_image(im, size) for im in images])
+        if cache_dir is not None and all(not isinstance(im, np.ndarray) for im in images):
+            cache = FeatureCache(cache_dir, self.encoder_config, self.image_encoder)
+            return cache.features([str(im) for im in images])
+        pixels = np.stack([load_image(im, size) for im in images])
+        return np.asarray(self.image_encoder(vgg_preprocess(pixels), training=False))
+
+    # ---- saving and loading -------------------------------------------------------------
+    def save(self, model_dir: str | os.PathLike) -> None:
+        """Write weights and ``meta.json`` into ``model_dir`` (a staged directory)."""
+        model_dir = Path(model_dir)
+        self.network.save_weights(str(model_dir / WEIGHTS_FILE))
+        if self.encoder_config.frozen and self.encoder_config.vgg_weights != "imagenet":
+            self.image_encoder.save_weights(str(model_dir / ENCODER_WEIGHTS_FILE))
+        write_meta(model_dir, KIND, FORMAT_VERSION, {
+            "answers": self.answers,
+            "question_encoder": self.questions.to_json(),
+            "image_encoder": self.encoder_config.to_json(),
+            "network": self.model_config.to_json(),
+            "training": self.info,
+        })
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike) -> "VQAModel":
+        """Load a model directory; a clear :class:`UserError` if it is missing or foreign."""
+        model_dir = Path(model_dir)
+        meta = read_meta(model_dir, KIND, FORMAT_VERSION)
+        try:
+            questions = QuestionEncoder.from_json(meta["question_encoder"])
+            encoder_config = EncoderConfig.from_json(meta["image_encoder"])
+            model_config = ModelConfig.from_json(meta["network"])
+            answers = meta["answers"]
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"{model_dir}/meta.json is incomplete (missing {exc})") from None
+        network = build_vqa_model(encoder_config, model_config, questions.vocabulary_size,
+                                  questions.max_length, len(answers))
+        _load_weights(network, model_dir / WEIGHTS_FILE)
+        image_encoder = None
+        if encoder_config.frozen:
+            saved = model_dir / ENCODER_WEIGHTS_FILE
+            weights = "imagenet" if encoder_config.vgg_weights == "imagenet" else None
+            image_encoder = build_vgg_encoder(
+                EncoderConfig.from_json({**encoder_config.to_json(), "vgg_weights": weights}))
+            if weights is None:
+                _load_weights(image_encoder, saved)
+        return cls(network, questions, answers, encoder_config, model_config, image_encoder,
+                   meta.get("training", {}))
+
+
+def _load_weights(model, path: Path) -> None:
+    if not path.is_file():
+        raise UserError(f"{path.parent} is incomplete: {path.name} is missing")
+    try:
+        model.load_weights(str(path))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} does not fit this model: {str(exc).splitlines()[0]}") from None
+
+
+def _compiled_forward(network):
+    """One traced inference function for every batch shape (no per-call retracing)."""
+    import tensorflow as tf
+
+    image_shape = network.inputs[0].shape[1:]
+    signature = [tf.TensorSpec((None, *image_shape), tf.float32 if len(image_shape) == 1
+                               else tf.uint8),
+                 tf.TensorSpec((None, network.inputs[1].shape[1]), tf.int32),
+                 tf.TensorSpec((None,), tf.int32)]
+
+    @tf.function(input_signature=signature)
+    def forward(images, tokens, index):
+        return network([images, tokens, index], training=False)
+
+    return forward

@@ -1,0 +1,195 @@
+"""``vqa``: train, ask and evaluate from the command line (a thin layer over the API)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from recognisers.errors import UserError, quiet_tensorflow, run_cli
+
+DATASETS = ("easy-vqa", "vqa2", "jsonl")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vqa`` command."""
+    return run_cli("vqa", _main, argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_tensorflow()
+    return args.handler(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vqa", description="Visual question answering: VGG "
+                                     "image features + LSTM question encoder.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model on a VQA dataset")
+    _dataset_args(train, split_default="train", for_training=True)
+    train.add_argument("--out", required=True, help="model directory to write")
+    train.add_argument("--force", action="store_true", help="replace an existing model")
+    train.add_argument("--epochs", type=int, default=8)
+    train.add_argument("--batch-size", type=int, default=128, help="questions per batch (about)")
+    train.add_argument("--learning-rate", type=float, default=2e-3)
+    train.add_argument("--val-fraction", type=float, default=0.1,
+                       help="share of training images kept for validation / early stopping")
+    train.add_argument("--patience", type=int, default=2, help="early-stopping patience")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--top-answers", type=int, default=1000, help="answer vocabulary size")
+    train.add_argument("--image-encoder", choices=("compact", "vgg16", "vgg19"), default="compact")
+    train.add_argument("--image-size", type=int, help="default 64 (compact), 224 (vgg)")
+    train.add_argument("--filters", default="32,64,128", help="compact CNN widths per block")
+    train.add_argument("--vgg-layer", choices=("fc7", "pool"), default="fc7")
+    train.add_argument("--vgg-weights", default="none", help="none, imagenet or a weights file")
+    train.add_argument("--embed-dim", type=int, default=64)
+    train.add_argument("--lstm-units", default="64", help="comma list, one per LSTM layer")
+    train.add_argument("--hidden", type=int, default=128)
+    train.add_argument("--fusion", choices=("product", "concat"), default="product")
+    train.add_argument("--dropout", type=float, default=0.2)
+    train.add_argument("--cache-dir", help="where frozen VGG features are cached")
+    train.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    train.set_defaults(handler=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="evaluate a model; table + JSON report + confusion PNG")
+    ev.add_argument("model_dir")
+    _dataset_args(ev, split_default="test", for_training=False)
+    ev.add_argument("--report", default="vqa-report.json", help="JSON report path")
+    ev.add_argument("--confusion", help="PNG path (default: next to the report)")
+    ev.add_argument("--cache-dir", help="where frozen VGG features are cached")
+    ev.set_defaults(handler=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="answer a question about an image")
+    pr.add_argument("model_dir")
+    pr.add_argument("--image", required=True)
+    pr.add_argument("--question", required=True)
+    pr.add_argument("--top", type=int, default=3)
+    pr.add_argument("--json", action="store_true", help='print {"answers": [...]}')
+    pr.set_defaults(handler=cmd_predict)
+    return parser
+
+
+def _dataset_args(parser: argparse.ArgumentParser, split_default: str, for_training: bool) -> None:
+    group = parser.add_argument_group("dataset")
+    group.add_argument("--dataset", choices=DATASETS, required=True)
+    group.add_argument("--split", default=split_default, help="easy-vqa: train or test")
+    group.add_argument("--questions", help="vqa2: questions JSON")
+    group.add_argument("--annotations", help="vqa2: annotations JSON")
+    group.add_argument("--images", help="vqa2: COCO image folder")
+    if for_training:
+        group.add_argument("--train", help="jsonl: training manifest")
+    else:
+        group.add_argument("--data", help="jsonl: manifest to evaluate on")
+    group.add_argument("--max-questions", type=int, help="use only the first N questions")
+
+
+def read_dataset(args: argparse.Namespace):
+    """The dataset the arguments name, or a UserError saying what is missing."""
+    from vqa import data
+
+    if args.max_questions is not None and args.max_questions < 1:
+        raise UserError("--max-questions must be at least 1")
+    if args.dataset == "easy-vqa":
+        return data.read_easy_vqa(args.split, args.max_questions)
+    if args.dataset == "vqa2":
+        missing = [f"--{n}" for n in ("questions", "annotations", "images") if not getattr(args, n)]
+        if missing:
+            raise UserError(f"--dataset vqa2 needs {', '.join(missing)}")
+        return data.read_vqa2(args.questions, args.annotations, args.images, args.max_questions)
+    manifest = getattr(args, "train", None) or getattr(args, "data", None)
+    if not manifest:
+        raise UserError("--dataset jsonl needs " + ("--train FILE" if hasattr(args, "train")
+                                                    else "--data FILE"))
+    return data.read_jsonl(manifest, args.max_questions)
+
+
+def _int_list(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise UserError(f"{name} must be a comma list of positive integers, not {text!r}")
+    return values
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from recognisers.modeldir import check_writable_target, staged_model_dir
+    from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history
+    from vqa.features import EncoderConfig
+    from vqa.model import ModelConfig
+    from vqa.trainer import TrainSettings, train
+
+    check_writable_target(Path(args.out), args.force)
+    weights = None if args.vgg_weights.lower() == "none" else args.vgg_weights
+    default_size = 64 if args.image_encoder == "compact" else 224
+    settings = TrainSettings(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
+        top_answers=args.top_answers, cache_dir=args.cache_dir, verbose=0 if args.quiet else 2,
+        encoder=EncoderConfig(args.image_encoder, args.image_size or default_size,
+                              _int_list(args.filters, "--filters"), args.vgg_layer, weights),
+        network=ModelConfig(args.embed_dim, _int_list(args.lstm_units, "--lstm-units"),
+                            args.hidden, args.fusion, args.dropout))
+    settings.encoder.check()
+    settings.network.check()
+    dataset = read_dataset(args)
+    with staged_model_dir(args.out, force=args.force) as workdir:
+        model = train(dataset, workdir, settings)
+        model.save(workdir)
+        plot_history(workdir / HISTORY_CSV, workdir / HISTORY_PNG, f"vqa: {dataset.name}")
+    info = model.info
+    print(f"saved {args.out}: {len(model.answers)} answers, {info['train_questions']} training "
+          f"questions, best epoch {info['best_epoch']}/{info['epochs_run']}, validation "
+          f"accuracy {100 * (info['validation_accuracy'] or 0):.2f}%, {info['train_seconds']} s")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recognisers.modeldir import write_json
+    from recognisers.tables import print_table
+    from vqa.answerer import VQAModel
+    from vqa.evaluation import evaluate, plot_confusion, report_rows
+
+    model = VQAModel.load(args.model_dir)
+    dataset = read_dataset(args)
+    cache_dir = args.cache_dir
+    if model.encoder_config.frozen and cache_dir is None:
+        from vqa.features import default_cache_dir
+        cache_dir = default_cache_dir()
+    report, predictions = evaluate(model, dataset, args.model_dir, cache_dir)
+    report_path = Path(args.report)
+    confusion = Path(args.confusion) if args.confusion else report_path.with_suffix(
+        ".confusion.png")
+    report["confusion_png"] = str(confusion)
+    plot_confusion(dataset.answers, predictions, confusion, f"vqa: {dataset.name}")
+    write_json(report_path, report)
+    print_table(f"vqa evaluate: {dataset.name}", report_rows(report))
+    print(f"report: {report_path}  confusion matrix: {confusion}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from vqa.answerer import VQAModel
+
+    if not args.question.strip():
+        raise UserError("empty question")
+    if args.top < 1:
+        raise UserError("--top must be at least 1")
+    model = VQAModel.load(args.model_dir)
+    answers = model.predict(args.image, args.question, top=args.top)
+    if args.json:
+        print(json.dumps({"answers": [{"answer": a, "probability": round(p, 6)}
+                                      for a, p in answers]}))
+    else:
+        for answer, prob in answers:
+            print(f"{answer}\t{prob:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Evaluation: predictions for a whole set, the metrics, the report and the confusion matrix."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from recognisers.training import save_figure
+from vqa.answerer import VQAModel
+from vqa.data import VQASet
+from vqa.metrics import exact_match, per_type_accuracy, vqa_accuracy
+
+MAX_CONFUSION_ANSWERS = 30
+
+
+def evaluate(model: VQAModel, data: VQASet, model_dir: str | os.PathLike,
+             cache_dir: str | os.PathLike | None = None) -> tuple[dict, list[str]]:
+    """The report (metrics, counts, dataset, model, time) and the predicted answers."""
+    images = [data.image_paths[i] for i in data.image_index]
+    started = time.perf_counter()
+    predictions = [top[0][0] for top in model.predict_batch(images, data.questions,
+                                                            cache_dir=cache_dir)]
+    seconds = time.perf_counter() - started
+    correct = [float(exact_match(p, a)) for p, a in zip(predictions, data.answers)]
+    report = {
+        "dataset": {"name": data.name, **data.info},
+        "model": str(Path(model_dir)),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "count": len(data),
+        "images": len(data.image_paths),
+        "accuracy": float(np.mean(correct)),
+        "per_type": per_type_accuracy(correct, data.types),
+        "seconds": round(seconds, 3),
+        "questions_per_second": len(data) / max(seconds, 1e-9),
+    }
+    if data.human_answers is not None:
+        scores = [vqa_accuracy(p, h) for p, h in zip(predictions, data.human_answers)]
+        report["vqa_accuracy"] = float(np.mean(scores))
+        report["per_type_vqa_accuracy"] = per_type_accuracy(scores, data.types)
+    return report, predictions
+
+
+def report_rows(report: dict) -> list[tuple[str, object]]:
+    """The rows of the short human table."""
+    rows: list[tuple[str, object]] = [("questions", report["count"]),
+                                      ("accuracy", report["accuracy"])]
+    if "vqa_accuracy" in report:
+        rows.append(("vqa_accuracy (official)", report["vqa_accuracy"]))
+    for kind, entry in report["per_type"].items():
+        rows.append((f"accuracy: {kind} ({entry['count']})", entry["accuracy"]))
+    rows.append(("questions/s", float(report["questions_per_second"])))
+    return rows
+
+
+def plot_confusion(truth: list[str], predicted: list[str], png_path: str | os.PathLike,
+                   title: str) -> None:
+    """Confusion matrix of answers (the most frequent ones; the rest pooled as 'other')."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [a for a, _ in Counter(truth + predicted).most_common(MAX_CONFUSION_ANSWERS)]
+    other = len(labels)
+    index = {a: i for i, a in enumerate(labels)}
+    matrix = np.zeros((other + 1, other + 1), np.int64)
+    for t, p in zip(truth, predicted):
+        matrix[index.get(t, other), index.get(p, other)] += 1
+    if not matrix[other].any() and not matrix[:, other].any():
+        matrix = matrix[:other, :other]
+    else:
+        labels = labels + ["(other)"]
+    side = max(4.0, 0.35 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=90)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    save_figure(fig, png_path)
+    plt.close(fig)

@@ -1,0 +1,64 @@
+"""Question encoding with ``keras.layers.TextVectorization``.
+
+The vocabulary is learnt from the training questions and saved in ``meta.json``; loading
+rebuilds the layer with exactly that vocabulary, so a loaded model reads questions the same
+way. Unknown words map to the OOV token (index 1) instead of failing.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from recognisers.errors import UserError
+
+
+class QuestionEncoder:
+    """Questions -> fixed-length int token arrays (0 = padding, 1 = unknown word)."""
+
+    def __init__(self, vocabulary: Sequence[str] | None = None, max_length: int = 16,
+                 max_tokens: int = 10_000) -> None:
+        import keras
+
+        self.max_length = int(max_length)
+        self.max_tokens = int(max_tokens)
+        self.layer = keras.layers.TextVectorization(
+            max_tokens=self.max_tokens, output_mode="int",
+            output_sequence_length=self.max_length,
+            standardize="lower_and_strip_punctuation")
+        if vocabulary is not None:
+            self.layer.set_vocabulary(list(vocabulary))
+
+    @classmethod
+    def fit(cls, questions: Sequence[str], max_length: int | None = None,
+            max_tokens: int = 10_000) -> "QuestionEncoder":
+        """Learn the vocabulary; the length defaults to the longest training question (<= 30)."""
+        longest = max(len(q.split()) for q in questions)
+        encoder = cls(None, max_length or min(max(longest, 1), 30), max_tokens)
+        encoder.layer.adapt(np.asarray(questions, dtype=object))
+        return encoder
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """Learnt tokens, without the padding and OOV entries the layer adds itself."""
+        return [t for t in self.layer.get_vocabulary()[2:]]
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.vocabulary) + 2
+
+    def __call__(self, questions: Sequence[str]) -> np.ndarray:
+        """Token ids, shape ``(len(questions), max_length)``."""
+        for q in questions:
+            if not isinstance(q, str) or not q.strip():
+                raise UserError("empty question")
+        return np.asarray(self.layer(np.asarray(list(questions), dtype=object)), np.int32)
+
+    def to_json(self) -> dict:
+        return {"vocabulary": self.vocabulary, "max_length": self.max_length,
+                "max_tokens": self.max_tokens}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "QuestionEncoder":
+        return cls(obj["vocabulary"], obj["max_length"], obj["max_tokens"])
