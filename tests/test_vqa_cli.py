@@ -1,0 +1,156 @@
+"""The CLI and the Python API: predict, save/load, and every bad input a user can cause."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_vqa_shapes import tiny_model, tiny_sets
+from vqa.answerer import VQAModel
+from vqa.cli import main
+
+
+@pytest.fixture()
+def model_dir(tmp_path_factory):
+    return tiny_model(tmp_path_factory)
+
+
+@pytest.fixture()
+def sample(tmp_path_factory):
+    train, _ = tiny_sets(tmp_path_factory)
+    return train.parent / "img0000.png"
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert err[0].startswith("vqa: error: ")
+    return err[0]
+
+
+def test_predict_text_and_json(model_dir, sample, capsys):
+    assert main(["predict", str(model_dir), "--image", str(sample), "--question",
+                 "What color is the shape?", "--top", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all("\t" in line for line in lines)
+    assert main(["predict", str(model_dir), "--image", str(sample), "--question",
+                 "what shape is in the image?", "--json"]) == 0
+    answers = json.loads(capsys.readouterr().out)["answers"]
+    assert len(answers) == 3 and set(answers[0]) == {"answer", "probability"}
+    probs = [a["probability"] for a in answers]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+
+
+def test_api_load_predict_and_batch_agree(model_dir, sample, tmp_path):
+    model = VQAModel.load(model_dir)
+    again = VQAModel.load(model_dir)
+    single = model.predict(sample, "what color is the shape?", top=3)
+    assert single == again.predict(sample, "what color is the shape?", top=3)
+    batch = model.predict_batch([sample, sample, np.asarray(Image.open(sample))],
+                                ["what color is the shape?", "what shape is in the image?",
+                                 "what color is the shape?"], top=3)
+    for got in (batch[0], batch[2]):
+        assert [a for a, _ in got] == [a for a, _ in single]
+        assert [p for _, p in got] == pytest.approx([p for _, p in single], abs=1e-5)
+    # Unknown words are mapped to the OOV token, not an error.
+    assert len(model.predict(sample, "zorglub blarf colour?")) == 1
+
+
+def test_vgg_model_saves_and_loads_identically(tmp_path_factory, tmp_path):
+    train, test = tiny_sets(tmp_path_factory)
+    out = tmp_path / "vgg"
+    assert main(["train", "--dataset", "jsonl", "--train", str(train), "--out", str(out),
+                 "--image-encoder", "vgg16", "--vgg-layer", "pool", "--image-size", "32",
+                 "--epochs", "1", "--hidden", "16", "--lstm-units", "8", "--embed-dim", "8",
+                 "--cache-dir", str(tmp_path / "cache"), "--quiet", "--max-questions", "80"]) == 0
+    assert (out / "encoder.weights.h5").is_file()
+    images = [test.parent / f"img{i:04d}.png" for i in range(4)]
+    questions = ["what color is the shape?"] * 4
+    first = VQAModel.load(out).probabilities(images, questions)
+    second = VQAModel.load(out).probabilities(images, questions, cache_dir=tmp_path / "cache")
+    assert np.allclose(first, second, atol=1e-6)
+
+
+def test_existing_model_needs_force(model_dir, tmp_path_factory, capsys):
+    train, _ = tiny_sets(tmp_path_factory)
+    assert main(["train", "--dataset", "jsonl", "--train", str(train), "--out",
+                 str(model_dir), "--epochs", "1"]) == 1
+    assert "--force" in error_line(capsys)
+
+
+@pytest.mark.parametrize("image, question, message", [
+    ("missing.png", "what color?", "image not found"),
+    ("garbage.png", "what color?", "not an image"),
+    ("ok.png", "   ", "empty question"),
+])
+def test_predict_bad_input(model_dir, tmp_path, capsys, image, question, message):
+    (tmp_path / "garbage.png").write_bytes(b"\x89PNG nope")
+    Image.new("P", (3000, 2000)).save(tmp_path / "ok.png")
+    assert main(["predict", str(model_dir), "--image", str(tmp_path / image),
+                 "--question", question]) == 1
+    assert message in error_line(capsys)
+
+
+def test_palette_and_huge_images_are_answered(model_dir, tmp_path, capsys):
+    Image.new("P", (3000, 2000)).save(tmp_path / "big.png")
+    Image.new("LA", (20, 20)).save(tmp_path / "gray.png")
+    for name in ("big.png", "gray.png"):
+        assert main(["predict", str(model_dir), "--image", str(tmp_path / name),
+                     "--question", "what shape is in the image?", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["answers"]
+
+
+def test_bad_model_dirs(model_dir, tmp_path, sample, capsys):
+    args = ["--image", str(sample), "--question", "what?"]
+    assert main(["predict", str(tmp_path / "nowhere"), *args]) == 1
+    assert "not found" in error_line(capsys)
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(tmp_path / "empty"), *args]) == 1
+    assert "not a model directory" in error_line(capsys)
+    old = tmp_path / "old"
+    old.mkdir()
+    meta = json.loads((model_dir / "meta.json").read_text())
+    (old / "meta.json").write_text(json.dumps({**meta, "format_version": 0}))
+    assert main(["predict", str(old), *args]) == 1
+    assert "retrain" in error_line(capsys)
+    (old / "meta.json").write_text(json.dumps(meta))
+    assert main(["predict", str(old), *args]) == 1
+    assert "model.weights.h5 is missing" in error_line(capsys)
+
+
+def test_bad_manifest_and_dataset_args(model_dir, tmp_path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"question": "what?", "answer": "red"}) + "\n")
+    assert main(["evaluate", str(model_dir), "--dataset", "jsonl", "--data", str(manifest),
+                 "--report", str(tmp_path / "r.json")]) == 1
+    assert "missing 'image'" in error_line(capsys)
+    assert main(["evaluate", str(model_dir), "--dataset", "vqa2"]) == 1
+    assert "--questions" in error_line(capsys)
+    assert main(["evaluate", str(model_dir), "--dataset", "jsonl"]) == 1
+    assert "--data" in error_line(capsys)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_evaluate_vqa2_reports_official_accuracy(model_dir, tmp_path, capsys):
+    from test_vqa_data import write_tiny_vqa2
+
+    q, a, images = write_tiny_vqa2(tmp_path)
+    report = tmp_path / "r.json"
+    assert main(["evaluate", str(model_dir), "--dataset", "vqa2", "--questions", str(q),
+                 "--annotations", str(a), "--images", str(images), "--report", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["count"] == 3 and 0.0 <= data["vqa_accuracy"] <= 1.0
+    assert set(data["per_type"]) == {"number", "other", "yes/no"}
+    assert "vqa evaluate" in capsys.readouterr().out
+
+
+def test_python_m_vqa_never_shows_a_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "vqa", "predict", str(tmp_path / "none"),
+                             "--image", "x.png", "--question", "why?"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("vqa: error: model directory")
