@@ -83,11 +83,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
-        raise UserError(f"empty file: {path}")
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
+        if path.stat().st_size == 0:
+            raise UserError(f"empty file: {path}")
         image = read_with_pillow(path)
     return image
 

@@ -49,15 +49,21 @@ class Segmentation:
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
     """Ink strength in [0, 1] against a local background (copes with gradients and light-on-dark)."""
-    if np.median(gray) < 128:
+    if quantile_u8(gray, 0.5) < 128:
         gray = 255 - gray
     k = max(9, (min(gray.shape) // 3) | 1)
     background = cv2.dilate(gray, np.ones((k, k), np.uint8))
     diff = cv2.subtract(background, gray)
-    top = float(np.percentile(diff, 99.5))
+    top = float(quantile_u8(diff, 0.995))
     if top < MIN_CONTRAST:
         raise UserError("no ink found in the image (blank or too faint)")
     return np.minimum(diff.astype(np.float32) / top, 1.0)
+
+
+def quantile_u8(image: np.ndarray, q: float) -> int:
+    """Quantile of a uint8 image from its histogram: several times faster than np.percentile."""
+    cumulative = np.cumsum(np.bincount(image.ravel(), minlength=256))
+    return int(np.searchsorted(cumulative, q * cumulative[-1]))
 
 
 def ink_mask(ink: np.ndarray, settings: SegmentSettings) -> np.ndarray:
@@ -70,7 +76,28 @@ def ink_mask(ink: np.ndarray, settings: SegmentSettings) -> np.ndarray:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     small = stats[:, cv2.CC_STAT_AREA] < settings.min_area * settings.glyph_width ** 2
     small[0] = True  # the background label
-    mask[small[labels]] = 0
+    if small[1:].any():
+        mask[small[labels]] = 0
+    return trim_line_tails(mask, settings) if settings.line_kernel > 1 else mask
+
+
+def trim_line_tails(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
+    """Blank a long, thin run of ink before or after the text: a strike line's loose ends.
+
+    Opening removes a line only where it is thinner than the kernel; where it is thicker, its
+    ends still stretch the text's extent. Columns holding at most twice the kernel's height
+    of ink, for more than 0.6 glyph widths at either end, are such ends.
+    """
+    counts = np.count_nonzero(mask, axis=0)
+    thick = np.flatnonzero(counts > 2 * settings.line_kernel)
+    inked = np.flatnonzero(counts)
+    if thick.size == 0:
+        return mask
+    run = 0.6 * settings.glyph_width
+    if thick[0] - inked[0] >= run:
+        mask[:, :thick[0]] = 0
+    if inked[-1] - thick[-1] >= run:
+        mask[:, thick[-1] + 1:] = 0
     return mask
 
 
@@ -182,7 +209,10 @@ def segment(gray: np.ndarray, settings: SegmentSettings, lengths: list[int] | No
 
 
 def crop(ink: np.ndarray, box: Box, settings: SegmentSettings) -> np.ndarray:
-    """The glyph with some dimmed context, padded to a square and resized for the CNN (float32, HxW)."""
+    """The glyph with some dimmed context, scaled to fit a square for the CNN (float32, S x S).
+
+    The aspect ratio is kept (a narrow glyph stays narrow: width tells the CNN something).
+    """
     x0, y0, x1, y1 = box
     c = int(round(settings.context * settings.glyph_width))
     h, w = ink.shape
@@ -191,12 +221,13 @@ def crop(ink: np.ndarray, box: Box, settings: SegmentSettings) -> np.ndarray:
     patch[:, :x0 - left] *= CONTEXT_DIM  # dimmed context: the CNN sees where the cut was
     patch[:, x1 - left:] *= CONTEXT_DIM
     ph, pw = patch.shape
-    side = max(ph, pw, 1)
-    square = np.zeros((side, side), np.float32)
-    top, left = (side - ph) // 2, (side - pw) // 2
-    square[top:top + ph, left:left + pw] = patch
     size = settings.glyph_size
-    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
+    scale = size / max(ph, pw, 1)
+    nh, nw = max(1, min(size, round(ph * scale))), max(1, min(size, round(pw * scale)))
+    out = np.zeros((size, size), np.float32)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[top:top + nh, left:left + nw] = cv2.resize(patch, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def draw_boxes(gray: np.ndarray, boxes: list[Box], labels: str | None = None) -> np.ndarray:
