@@ -40,18 +40,20 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--v2", type=Path, default=DATASETS / "captcha-images-v2")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-captcha")
     p.add_argument("--json", type=Path, default=ROOT / "runs" / "bench-captcha" / "results.json")
-    p.add_argument("--epochs", type=int, nargs=3, default=(10, 25, 15), metavar=("RS", "V2", "NOISY"))
+    p.add_argument("--epochs", type=int, nargs=3, default=(10, 40, 15), metavar=("RS", "V2", "NOISY"))
+    p.add_argument("--width", type=int, nargs=3, default=(16, 32, 16), metavar=("RS", "V2", "NOISY"),
+                   help="CNN width per set (chosen on validation slices of the training parts)")
     p.add_argument("--noisy-count", type=int, nargs=2, default=(3000, 500), metavar=("TRAIN", "TEST"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=5, help="timing runs (medians are reported)")
     return p.parse_args()
 
 
-def run_set(name: str, train_samples, test_samples, epochs: int, args) -> tuple[dict, CaptchaSolver]:
+def run_set(name: str, train_samples, test_samples, which: int, args) -> tuple[dict, CaptchaSolver]:
     """Train on one set, measure on its held-out part."""
     started = time.perf_counter()
-    solver = train(train_samples, args.work / name, epochs=epochs, seed=args.seed, force=True, verbose=0,
-                   log=lambda line: print(f"[{name}] {line}", flush=True))
+    solver = train(train_samples, args.work / name, epochs=args.epochs[which], width=args.width[which],
+                   seed=args.seed, force=True, verbose=0, log=lambda line: print(f"[{name}] {line}", flush=True))
     seconds = time.perf_counter() - started
     report = evaluate(solver, test_samples)
     print(f"[{name}] sequence {report['sequence_accuracy']:.4f}, chars {report['char_accuracy']:.4f}, "
@@ -59,7 +61,8 @@ def run_set(name: str, train_samples, test_samples, epochs: int, args) -> tuple[
     keep = ("count", "sequence_accuracy", "char_accuracy", "segmentation_failure_rate",
             "read_by_recognition_rate", "top_confusions")
     return {**{k: report[k] for k in keep}, "train_images": len(train_samples),
-            "train_seconds": round(seconds, 1), "training": solver.training}, solver
+            "train_seconds": round(seconds, 1), "epochs": args.epochs[which], "width": args.width[which],
+            "training": solver.training}, solver
 
 
 def speed(solver: CaptchaSolver, samples, repeats: int) -> dict:
@@ -87,10 +90,10 @@ def main() -> int:
     results: dict = {"command": " ".join(sys.argv), "machine": platform.platform(),
                      "cpus": os.cpu_count(), "load_before": os.getloadavg()}
     rs_train, rs_test = split(load_folder(args.really_simple), 0.2, args.seed)
-    results["really-simple"], rs_solver = run_set("really-simple", rs_train, rs_test, args.epochs[0], args)
+    results["really-simple"], rs_solver = run_set("really-simple", rs_train, rs_test, 0, args)
     results["speed"] = speed(rs_solver, rs_test, args.repeats)
     v2_train, v2_test = split(load_folder(args.v2), 0.2, args.seed)
-    results["captcha-images-v2"], _ = run_set("captcha-images-v2", v2_train, v2_test, args.epochs[1], args)
+    results["captcha-images-v2"], _ = run_set("captcha-images-v2", v2_train, v2_test, 1, args)
     results["noisy"] = run_noisy(args)
     results["load_after"] = os.getloadavg()
     write_json(args.json, results)
@@ -107,7 +110,7 @@ def run_noisy(args) -> dict:
         if not folder.is_dir() or len(list(folder.glob("*.png"))) != count:
             generate(folder, count, 4, style="noisy", seed=seed)
         folders[part] = load_folder(folder)
-    return run_set("noisy", folders["train"], folders["test"], args.epochs[2], args)[0]
+    return run_set("noisy", folders["train"], folders["test"], 2, args)[0]
 
 
 def table_rows(results: dict) -> list[tuple[str, object]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from captcha.segment import Box, SegmentSettings, crop, tighten
+from captcha.segment import Box, Segmentation, SegmentSettings, crop, glyph_counts, tighten
 
 
 @dataclass
@@ -27,32 +27,46 @@ class Lattice:
     widths: list[int]                # number of candidate cuts at each boundary
 
 
-def candidate_cuts(mask: np.ndarray, n: int) -> list[np.ndarray]:
-    """For each of the n + 1 boundaries, candidate columns near its equal-width position.
+def window(lo: float, hi: float, step: int, profile: np.ndarray, extra: list[int]) -> np.ndarray:
+    """Grid columns in [lo, hi] plus the deepest projection point there and any ``extra``."""
+    lo_i = int(np.ceil(lo))
+    hi_i = max(lo_i, int(np.floor(hi)))
+    inside = profile[lo_i:hi_i + 1]
+    deepest = [lo_i + int(np.argmin(inside))] if inside.size else []
+    return np.unique(np.r_[np.arange(lo_i, hi_i + 1, step), deepest, extra].astype(np.int64))
 
-    A regular grid plus the deepest point of the column projection in the window: a clean
-    gap between glyphs is then always among the candidates. The outer boundaries may move inwards too, so that leftovers of a strike line at either
+
+def candidate_cuts(mask: np.ndarray, components: list[Box], counts: list[int]) -> list[np.ndarray]:
+    """Candidate columns for each of the sum(counts) + 1 boundaries between glyphs.
+
+    A gap between two components is one fixed cut. Inside a component holding ``n`` glyphs,
+    each inner boundary may fall within 0.4 glyph pitch of its equal-width position (grid
+    plus the deepest point of the column projection, so a clean gap is always a candidate).
+    The two outer ends may move inwards as far, so that leftovers of a strike line at either
     end of the text can be left out.
     """
-    cols = np.flatnonzero(mask.any(axis=0))
-    x0, x1 = int(cols[0]), int(cols[-1]) + 1
-    pitch = (x1 - x0) / n
-    delta = 0.4 * pitch
-    step = max(1, int(round(pitch / 6)))
-    profile = mask.sum(axis=0)
-    cuts = []
-    for k in range(n + 1):
-        centre = x0 + k * pitch
-        lo, hi = (x0, x0 + delta) if k == 0 else (x1 - delta, x1) if k == n else (centre - delta, centre + delta)
-        lo, hi = int(np.ceil(lo)), max(int(np.ceil(lo)), int(np.floor(hi)))
-        extra = x0 if k == 0 else x1 if k == n else lo + int(np.argmin(profile[lo:hi + 1]))
-        cuts.append(np.unique(np.clip(np.r_[np.arange(lo, hi + 1, step), extra], x0, x1)))
+    profile = np.count_nonzero(mask, axis=0)
+    cuts: list[np.ndarray] = []
+    last = len(components) - 1
+    for i, ((x0, _, x1, _), n) in enumerate(zip(components, counts)):
+        pitch = (x1 - x0) / n
+        step = max(1, int(round(pitch / 6)))
+        if i == 0:
+            cuts.append(window(x0, x0 + 0.4 * pitch, step, profile, [x0]))
+        for k in range(1, n):
+            centre = x0 + k * pitch
+            cuts.append(window(centre - 0.4 * pitch, centre + 0.4 * pitch, step, profile, []))
+        if i == last:
+            cuts.append(window(x1 - 0.4 * pitch, x1, step, profile, [x1]))
+        else:
+            cuts.append(np.array([(x1 + components[i + 1][0]) // 2]))
     return cuts
 
 
-def build_lattice(mask: np.ndarray, n: int, min_width: float) -> Lattice:
+def build_lattice(mask: np.ndarray, components: list[Box], counts: list[int], min_width: float) -> Lattice:
     """All segments between consecutive boundaries' candidates that are at least ``min_width`` wide."""
-    cuts = candidate_cuts(mask, n)
+    cuts = candidate_cuts(mask, components, counts)
+    n = sum(counts)
     index: dict[tuple[int, int], int] = {}
     boxes: list[Box] = []
     edges = []
@@ -106,7 +120,17 @@ def lattice_crops(ink: np.ndarray, lattice: Lattice, settings: SegmentSettings) 
     return np.stack([crop(ink, box, settings) for box in lattice.boxes])
 
 
-def min_width(mask: np.ndarray, n: int) -> float:
-    """Narrowest plausible glyph: a third of the average pitch of ``n`` glyphs over the ink."""
-    cols = np.flatnonzero(mask.any(axis=0))
-    return max(2.0, (cols[-1] + 1 - cols[0]) / n / 3)
+def lattice_for(seg: Segmentation, n: int, settings: SegmentSettings) -> Lattice:
+    """The lattice of ``n`` glyphs, segments at least a third of a glyph wide.
+
+    ``settings.lattice`` says where the cuts may go: "shape" keeps the gaps between ink
+    components and cuts only inside components (few crops: fast), "even" spreads the n
+    glyphs over the whole ink extent (for text fused by overlaps and strike lines).
+    """
+    if settings.lattice == "even":
+        x0 = min(b[0] for b in seg.components)
+        x1 = max(b[2] for b in seg.components)
+        components, counts = [(x0, 0, x1, seg.mask.shape[0])], [n]
+    else:
+        components, counts = seg.components, glyph_counts(seg.components, settings.glyph_width, [n])
+    return build_lattice(seg.mask, components, counts, max(2.0, settings.glyph_width / 3))

@@ -32,6 +32,7 @@ class SegmentSettings:
     min_area: float = 0.04        # components smaller than this x glyph_width**2 are noise
     context: float = 0.2          # margin around a glyph crop, as a fraction of glyph_width
     glyph_size: int = 28          # side of the square the CNN reads
+    lattice: str = "shape"        # where recognition may cut: "shape" or "even" (see recognise.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +46,7 @@ class Segmentation:
     mask: np.ndarray
     boxes: list[Box]
     clean: bool
+    components: list[Box]  # ink components after merging fragments: where recognition may cut
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
@@ -188,11 +190,13 @@ def split_box(mask: np.ndarray, box: Box, n: int) -> list[Box]:
 
 
 def tighten(mask: np.ndarray, x0: int, x1: int) -> Box:
-    """The box spanning columns [x0, x1) and the rows that hold ink there."""
-    rows = np.flatnonzero(mask[:, x0:x1].any(axis=1))
+    """The ink's box within columns [x0, x1) (the whole strip when it holds no ink)."""
+    part = mask[:, x0:x1]
+    rows = np.flatnonzero(part.any(axis=1))
     if rows.size == 0:
         return (x0, 0, x1, mask.shape[0])
-    return (x0, int(rows[0]), x1, int(rows[-1]) + 1)
+    cols = np.flatnonzero(part.any(axis=0))
+    return (x0 + int(cols[0]), int(rows[0]), x0 + int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
 def segment(gray: np.ndarray, settings: SegmentSettings, lengths: list[int] | None = None) -> Segmentation:
@@ -205,7 +209,7 @@ def segment(gray: np.ndarray, settings: SegmentSettings, lengths: list[int] | No
     counts = glyph_counts(boxes, settings.glyph_width, lengths)
     glyphs = [g for box, n in zip(boxes, counts) for g in split_box(mask, box, n)]
     clean = max(counts) == 1 and (not lengths or len(glyphs) in lengths)
-    return Segmentation(ink, mask, glyphs, clean)
+    return Segmentation(ink, mask, glyphs, clean, boxes)
 
 
 def crop(ink: np.ndarray, box: Box, settings: SegmentSettings) -> np.ndarray:

@@ -16,8 +16,8 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from captcha.data import read_image, to_gray
-from captcha.model import classify
-from captcha.recognise import best_path, build_lattice, lattice_crops, min_width
+from captcha.model import classify, import_keras
+from captcha.recognise import best_path, lattice_crops, lattice_for
 from captcha.segment import Box, Segmentation, SegmentSettings, crop, segment
 from recognisers.errors import UserError
 from recognisers.modeldir import read_meta, write_meta
@@ -26,6 +26,14 @@ KIND = "captcha"
 FORMAT_VERSION = 1
 MODEL_FILE = "glyph_cnn.keras"
 ImageLike = Union[str, os.PathLike, np.ndarray]
+RECHECK = 0.9  # a clean reading with a glyph less sure than this is also read by recognition
+
+
+def mean_log(reading: "Reading") -> float:
+    """Mean log-probability per glyph: how two readings of one image are compared."""
+    if not reading.char_confidences:
+        return -np.inf
+    return float(np.mean(np.log(np.maximum(reading.char_confidences, 1e-12))))
 
 
 @dataclass
@@ -70,7 +78,12 @@ class CaptchaSolver:
         return self.read_segmentations([self.segment(image) for image in images])
 
     def read_segmentations(self, segs: Sequence[Segmentation]) -> list[Reading]:
-        """The batched core: one CNN call for all clean glyphs, one for all recognition crops."""
+        """The batched core: one CNN call for all clean glyphs, one for all recognition crops.
+
+        A clean reading with a doubtful glyph (below ``RECHECK`` confidence) is read again by
+        recognition, and the reading with the higher mean log-probability per glyph wins: a
+        noise stroke can pass for a glyph while two real ones are fused.
+        """
         readings: list[Reading | None] = [None] * len(segs)
         clean = [i for i, s in enumerate(segs) if s.clean]
         glyphs = [crop(segs[i].ink, box, self.settings) for i in clean for box in segs[i].boxes]
@@ -80,9 +93,10 @@ class CaptchaSolver:
             n = len(segs[i].boxes)
             readings[i] = self.decode(probs[start:start + n], segs[i].boxes)
             start += n
-        hard = [i for i, s in enumerate(segs) if not s.clean]
+        hard = [i for i, r in enumerate(readings) if r is None or min(r.char_confidences) < RECHECK]
         for i, reading in zip(hard, self.read_by_recognition([segs[i] for i in hard])):
-            readings[i] = reading
+            if readings[i] is None or mean_log(reading) > mean_log(readings[i]):
+                readings[i] = reading
         return readings  # type: ignore[return-value]
 
     @property
@@ -101,7 +115,7 @@ class CaptchaSolver:
         """Try every allowed length's lattice; keep the path with the best mean log-probability."""
         if not segs:
             return []
-        jobs = [(s, build_lattice(s.mask, n, min_width(s.mask, n))) for s in segs for n in self.lengths]
+        jobs = [(s, lattice_for(s, n, self.settings)) for s in segs for n in self.lengths]
         crops = [lattice_crops(s.ink, lattice, self.settings) for s, lattice in jobs]
         probs = classify(self.model, np.concatenate(crops))
         logp = np.log(np.maximum(probs[:, :len(self.charset)].max(axis=1), 1e-12))
@@ -131,16 +145,13 @@ class CaptchaSolver:
     @classmethod
     def load(cls, model_dir: str | os.PathLike) -> "CaptchaSolver":
         """Load a model directory written by ``captcha train``; a wrong one is a UserError."""
-        from recognisers.errors import quiet_tensorflow
-
-        quiet_tensorflow()
-        import keras
-
         meta = read_meta(model_dir, KIND, FORMAT_VERSION)
+        keras = import_keras()
         path = Path(model_dir) / meta.get("model_file", MODEL_FILE)
         try:
             model = keras.saving.load_model(path, compile=False)
             settings = SegmentSettings(**meta["segmentation"])
             return cls(model, meta["charset"], meta["lengths"], settings, meta["case"], meta.get("training"))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"cannot load the model in {model_dir}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001  a damaged file can fail in many ways inside Keras
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"cannot load the model in {model_dir}: {first_line}") from None

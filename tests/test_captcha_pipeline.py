@@ -89,6 +89,19 @@ def test_cli_predict_reads_good_images_and_fails_on_bad_ones(model_dir, trained,
     assert code == 0 and set(record) == {"path", "text", "confidence", "char_confidences"}
 
 
+def test_cli_refuses_damaged_model_and_blank_image(model_dir, tmp_path, capsys):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "meta.json").write_bytes((model_dir / "meta.json").read_bytes())
+    (damaged / "glyph_cnn.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (120, 40), (200, 220, 240)).save(blank)
+    code, _, err = run(capsys, "predict", damaged, blank)
+    assert code == 1 and err.count("\n") == 1 and "cannot load the model" in err
+    code, out, err = run(capsys, "predict", model_dir, blank)
+    assert code == 1 and out == "" and "no ink" in err and err.count("\n") == 1
+
+
 def test_cli_evaluate_writes_report_and_worst_cases(model_dir, trained, capsys, tmp_path):
     report_path = tmp_path / "report.json"
     code, out, _ = run(capsys, "evaluate", model_dir, trained / "test", "--report", report_path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from captcha.data import to_gray
-from captcha.recognise import Lattice, best_path, build_lattice
+from captcha.recognise import Lattice, best_path, lattice_for
 from captcha.segment import SegmentSettings, segment
 from captcha.synth import random_text, render
 from recognisers.errors import UserError
@@ -91,9 +91,25 @@ def test_viterbi_finds_the_best_segmentation():
     rng = np.random.default_rng(4)
     captcha = render("AB3K", "simple", rng, gaps=(-2, 0))
     seg = segment(to_gray(captcha.image), settings_for(captcha), [4])
-    lattice = build_lattice(seg.mask, 3, 4.0)
-    for _ in range(5):
-        scores = rng.normal(size=(3, len(lattice.boxes)))
-        path, total = best_path(lattice, scores)
-        assert total == pytest.approx(brute_force(lattice, scores))
-        assert total == pytest.approx(sum(scores[k, b] for k, b in enumerate(path)))
+    for mode in ("shape", "even"):
+        lattice = lattice_for(seg, 4, settings_for(captcha, lattice=mode))
+        assert lattice.n == 4 and len(lattice.boxes) > 4
+        for _ in range(3):
+            check_viterbi(lattice, rng.normal(size=(4, len(lattice.boxes))))
+
+
+def check_viterbi(lattice, scores):
+    path, total = best_path(lattice, scores)
+    assert total == pytest.approx(brute_force(lattice, scores))
+    assert total == pytest.approx(sum(scores[k, b] for k, b in enumerate(path)))
+
+
+def test_lattice_copes_with_glyphs_at_the_border_and_too_many_glyphs():
+    captcha = render("AB3K", "simple", np.random.default_rng(5))
+    gray = to_gray(captcha.image)[:, :captcha.boxes[-1][2] - 2]  # last glyph cut by the border
+    settings = settings_for(captcha)
+    seg = segment(gray, settings, [4])
+    for n in (4, 7):
+        lattice = lattice_for(seg, n, settings)
+        path, total = best_path(lattice, np.zeros((lattice.n, len(lattice.boxes))))
+        assert lattice.n == n and len(path) == n and np.isfinite(total)
