@@ -27,7 +27,7 @@ quiet_tensorflow()
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", default="runs/bench/vqa")
     parser.add_argument("--latency-calls", type=int, default=200)
     parser.add_argument("--throughput-runs", type=int, default=5)

@@ -23,11 +23,11 @@ from vqa.text import QuestionEncoder
 class TrainSettings:
     """Everything ``vqa train`` can set; defaults are the easy-VQA settings of the bench."""
 
-    epochs: int = 8
+    epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 2e-3
     val_fraction: float = 0.1
-    patience: int = 2
+    patience: int = 3
     seed: int = 0
     top_answers: int = 1000
     max_length: int | None = None
