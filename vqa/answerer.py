@@ -17,8 +17,7 @@ import numpy as np
 from recognisers.errors import UserError
 from recognisers.modeldir import read_meta, write_meta
 from vqa.batches import iterate_batches
-from vqa.features import (EncoderConfig, FeatureCache, build_vgg_encoder,
-                          default_cache_dir, vgg_preprocess)
+from vqa.features import EncoderConfig, FeatureCache, build_vgg_encoder, vgg_preprocess
 from vqa.images import load_image
 from vqa.model import ModelConfig, build_vqa_model
 from vqa.text import QuestionEncoder
@@ -57,29 +56,39 @@ class VQAModel:
         """Top answers for many (image, question) pairs; each distinct image is encoded once."""
         if len(images) != len(questions):
             raise UserError(f"{len(images)} images but {len(questions)} questions")
-        probs = self.probabilities(images, questions, cache_dir)
-        top = max(1, min(int(top), len(self.answers)))
-        best = np.argsort(-probs, axis=1, kind="stable")[:, :top]
-        return [[(self.answers[j], float(p[j])) for j in row] for row, p in zip(best, probs)]
+        return self.top_answers(self.probabilities(images, questions, cache_dir), top)
 
     def probabilities(self, images: Sequence[ImageLike], questions: Sequence[str],
-                      cache_dir: str | os.PathLike | None = None,
-                      questions_per_batch: int = 1024) -> np.ndarray:
-        """Answer probabilities, shape ``(n, n_answers)``."""
+                      cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+        """Answer probabilities, shape ``(n, n_answers)``; repeated images are encoded once."""
         keys = [str(Path(im).resolve()) if not isinstance(im, np.ndarray) else f"array:{i}"
                 for i, im in enumerate(images)]
         index_of: dict[str, int] = {}
         image_index = np.array([index_of.setdefault(k, len(index_of)) for k in keys], np.int64)
-        firsts = {}
-        for k, im in zip(keys, images):
-            firsts.setdefault(k, im)
-        table = self.image_table(list(firsts.values()), cache_dir)
+        firsts: dict[str, ImageLike] = {}
+        for key, image in zip(keys, images):
+            firsts.setdefault(key, image)
+        return self.grouped_probabilities(list(firsts.values()), image_index, questions,
+                                          cache_dir)
+
+    def grouped_probabilities(self, images: Sequence[ImageLike], image_index: np.ndarray,
+                              questions: Sequence[str],
+                              cache_dir: str | os.PathLike | None = None,
+                              questions_per_batch: int = 1024) -> np.ndarray:
+        """Probabilities when question ``i`` is about ``images[image_index[i]]`` (no duplicates)."""
+        table = self.image_table(images, cache_dir)
         tokens = self.questions(questions)
         out = np.empty((len(questions), len(self.answers)), np.float32)
         for inputs, _, ids in iterate_batches(table, image_index, tokens, None,
                                               questions_per_batch):
             out[ids] = self._forward(*inputs).numpy()
         return out
+
+    def top_answers(self, probs: np.ndarray, top: int) -> list[list[tuple[str, float]]]:
+        """The ``top`` answers of each row of probabilities, most probable first."""
+        top = max(1, min(int(top), len(self.answers)))
+        best = np.argsort(-probs, axis=1, kind="stable")[:, :top]
+        return [[(self.answers[j], float(p[j])) for j in row] for row, p in zip(best, probs)]
 
     def image_table(self, images: Sequence[ImageLike],
                     cache_dir: str | os.PathLike | None = None) -> np.ndarray:

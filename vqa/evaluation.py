@@ -21,10 +21,10 @@ MAX_CONFUSION_ANSWERS = 30
 def evaluate(model: VQAModel, data: VQASet, model_dir: str | os.PathLike,
              cache_dir: str | os.PathLike | None = None) -> tuple[dict, list[str]]:
     """The report (metrics, counts, dataset, model, time) and the predicted answers."""
-    images = [data.image_paths[i] for i in data.image_index]
     started = time.perf_counter()
-    predictions = [top[0][0] for top in model.predict_batch(images, data.questions,
-                                                            cache_dir=cache_dir)]
+    probs = model.grouped_probabilities(data.image_paths, data.image_index, data.questions,
+                                        cache_dir)
+    predictions = [model.answers[j] for j in probs.argmax(axis=1)]
     seconds = time.perf_counter() - started
     correct = [float(exact_match(p, a)) for p, a in zip(predictions, data.answers)]
     report = {
