@@ -41,9 +41,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-captcha")
     p.add_argument("--json", type=Path, default=ROOT / "runs" / "bench-captcha" / "results.json")
     p.add_argument("--epochs", type=int, nargs=3, default=(10, 40, 15), metavar=("RS", "V2", "NOISY"))
-    p.add_argument("--width", type=int, nargs=3, default=(16, 32, 16), metavar=("RS", "V2", "NOISY"),
+    p.add_argument("--width", type=int, nargs=3, default=(16, 32, 32), metavar=("RS", "V2", "NOISY"),
                    help="CNN width per set (chosen on validation slices of the training parts)")
-    p.add_argument("--noisy-count", type=int, nargs=2, default=(3000, 500), metavar=("TRAIN", "TEST"))
+    p.add_argument("--noisy-count", type=int, nargs=2, default=(6000, 500), metavar=("TRAIN", "TEST"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=5, help="timing runs (medians are reported)")
     return p.parse_args()

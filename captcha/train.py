@@ -30,7 +30,7 @@ from recognisers.modeldir import staged_model_dir
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
 
 LINE_KERNELS = (0, 2, 3, 4)
-OPENING_COST = 0.2  # agreement a line kernel must add over none to be chosen
+OPENING_COST = 0.05  # agreement a line kernel must add over none to be chosen
 
 
 def read_training_images(samples: list[Sample], log: Callable[[str], None]) -> list[tuple[np.ndarray, str]]:
@@ -70,7 +70,7 @@ def tune_settings(images: list[tuple[np.ndarray, str]], glyph_size: int,
     kernels = LINE_KERNELS if line_kernel is None else (line_kernel,)
     agree = [np.mean([count_agrees(g, label, SegmentSettings(rough, k)) for g, label in pick])
              for k in kernels]
-    # opening also erases thin glyph strokes (serifs, bars): use it only where it clearly helps
+    # opening also erases thin glyph strokes (serifs, bars): none wins unless a kernel helps
     kernel = kernels[int(np.argmax([a - OPENING_COST * (k > 0) for a, k in zip(agree, kernels)]))]
     widths = [ink_extent(g, SegmentSettings(rough, kernel)) / len(label) for g, label in pick]
     return SegmentSettings(glyph_width=float(np.median(widths)) or rough, line_kernel=kernel,
