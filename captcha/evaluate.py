@@ -80,7 +80,7 @@ def worst_cases(report: dict, samples: list[Sample], png: Path, limit: int = 12)
     for ax, i in zip(axes[:, 0], wrong):
         reading = readings[i]
         gray = read_image(samples[i].path)
-        ax.imshow(draw_boxes(gray, reading.boxes if reading else [])[:, :, ::-1])
+        ax.imshow(draw_boxes(gray, reading.boxes if reading else [], reading.text if reading else None)[:, :, ::-1])
         text = reading.text if reading else "(unreadable)"
         ax.set_title(f"read {text!r}  true {samples[i].label!r}", fontsize=8)
         ax.axis("off")
