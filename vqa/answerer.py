@@ -166,7 +166,7 @@ def _compiled_forward(network):
                  tf.TensorSpec((None, network.inputs[1].shape[1]), tf.int32),
                  tf.TensorSpec((None,), tf.int32)]
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)
     def forward(images, tokens, index):
         return network([images, tokens, index], training=False)
 

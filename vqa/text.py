@@ -42,7 +42,7 @@ class QuestionEncoder:
     @property
     def vocabulary(self) -> list[str]:
         """Learnt tokens, without the padding and OOV entries the layer adds itself."""
-        return [t for t in self.layer.get_vocabulary()[2:]]
+        return list(self.layer.get_vocabulary()[2:])
 
     @property
     def vocabulary_size(self) -> int:
