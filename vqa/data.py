@@ -182,7 +182,8 @@ def _manifest_item(path: Path, number: int, line: str):
         if not isinstance(obj.get(key), str) or not obj[key].strip():
             raise UserError(f"{where}: missing {key!r}")
     human = obj.get("answers")
-    if human is not None and not (isinstance(human, list) and all(isinstance(a, str) for a in human)):
+    if human is not None and not (isinstance(human, list)
+                                  and all(isinstance(a, str) for a in human)):
         raise UserError(f"{where}: 'answers' must be a list of strings")
     answer = obj.get("answer")
     if not isinstance(answer, str) or not answer.strip():

@@ -63,9 +63,10 @@ def train(data: VQASet, workdir: Path, settings: TrainSettings) -> VQAModel:
     val_ds = training_dataset(tables[1], val_part.image_index, questions(val_part.questions),
                               val_labels, 1024, None)
     started = time.perf_counter()
+    # shuffle=False: the pipeline reshuffles images itself, keeping each image's questions together.
     history = network.fit(train_ds, validation_data=val_ds, epochs=settings.epochs,
                           callbacks=training_callbacks(workdir, settings.patience),
-                          verbose=settings.verbose)
+                          verbose=settings.verbose, shuffle=False)
     seconds = time.perf_counter() - started
     info = _training_info(data, train_part, val_part, settings, history.history, seconds)
     return VQAModel(network, questions, answers, settings.encoder, settings.network,
