@@ -7,39 +7,12 @@ in training) make it tolerant of imperfect cuts.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from recognisers.errors import quiet_tensorflow
+from recognisers.errors import import_keras
 from recognisers.training import training_callbacks
-
-
-def import_keras():
-    """Import Keras, hiding the C++ lines TensorFlow prints before its logging is configured.
-
-    Those lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL; without this, a CLI
-    error would not be the one clear line on stderr it should be.
-    """
-    if "keras" in sys.modules:
-        return sys.modules["keras"]
-    quiet_tensorflow()
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow
-
-        import keras
-
-        tensorflow.constant(0)  # device start-up (CUDA probing) prints too
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    return keras
 
 
 def build_model(glyph_size: int, n_classes: int, width: int = 16):

@@ -16,10 +16,10 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from captcha.data import read_image, to_gray
-from captcha.model import classify, import_keras
+from captcha.model import classify
 from captcha.recognise import best_path, lattice_crops, lattice_for
 from captcha.segment import Box, Segmentation, SegmentSettings, crop, segment
-from recognisers.errors import UserError
+from recognisers.errors import UserError, import_keras
 from recognisers.modeldir import read_meta, write_meta
 
 KIND = "captcha"

@@ -21,11 +21,11 @@ from typing import Callable
 import numpy as np
 
 from captcha.data import Sample, read_image
-from captcha.model import build_model, classify, fit, import_keras
+from captcha.model import build_model, classify, fit
 from captcha.recognise import Lattice, best_path, lattice_crops, lattice_for
 from captcha.segment import Box, Segmentation, SegmentSettings, crop, ink_map, ink_mask, segment
 from captcha.solver import CaptchaSolver
-from recognisers.errors import UserError
+from recognisers.errors import UserError, import_keras
 from recognisers.modeldir import staged_model_dir
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
 

@@ -21,6 +21,32 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
+def import_keras():
+    """Import TensorFlow and Keras with the C++ start-up lines hidden; return ``keras``.
+
+    Those lines (oneDNN, CUDA probing) are printed before TensorFlow's logging is set up and
+    ignore TF_CPP_MIN_LOG_LEVEL; without this, a CLI error would not be the one clear line on
+    stderr it should be. Later ``import keras`` statements are then free.
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    quiet_tensorflow()
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow
+
+        import keras
+
+        tensorflow.constant(0)  # device start-up (CUDA probing) prints too
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return keras
+
+
 def run_cli(prog: str, main: Callable[[Sequence[str] | None], int],
             argv: Sequence[str] | None = None) -> int:
     """Run ``main(argv)``; print a :class:`UserError` (or Ctrl-C) as one line, never a traceback."""
