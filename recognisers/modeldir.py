@@ -60,6 +60,7 @@ def staged_model_dir(out: str | os.PathLike, force: bool = False) -> Iterator[Pa
     check_writable_target(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; a model is not
     try:
         yield tmp
     except BaseException:
@@ -71,6 +72,13 @@ def staged_model_dir(out: str | os.PathLike, force: bool = False) -> Iterator[Pa
         out.rename(old)
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so set it straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_meta(model_dir: Path, kind: str, format_version: int, meta: dict[str, Any]) -> None:
@@ -108,6 +116,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private; a report is not
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=2, sort_keys=False)
             fh.write("\n")

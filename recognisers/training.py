@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from recognisers.modeldir import current_umask
+
 HISTORY_CSV = "history.csv"
 HISTORY_PNG = "history.png"
 
@@ -63,6 +65,7 @@ def save_figure(fig, png_path: str | os.PathLike) -> None:
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{png_path.stem}.", suffix=".png", dir=png_path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         fig.savefig(tmp, dpi=100)
         os.replace(tmp, png_path)

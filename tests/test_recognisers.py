@@ -78,3 +78,19 @@ def test_run_cli_prints_one_line(capsys):
     assert run_cli("captcha", main, []) == 1
     err = capsys.readouterr().err
     assert err == "captcha: error: no such file: x.png\n"
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with staged_model_dir(tmp_path / "model") as tmp:
+            write_meta(tmp, "demo", 1, {})
+        write_json(tmp_path / "r.json", {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "model" / "meta.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644

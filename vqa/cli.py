@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from recognisers.errors import UserError, quiet_tensorflow, run_cli
+from recognisers.errors import UserError, import_keras, run_cli
 
 DATASETS = ("easy-vqa", "vqa2", "jsonl")
 
@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
+    import_keras()
     return args.handler(args)
 
 
