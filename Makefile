@@ -5,7 +5,6 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 GEN    := data/generated
 RUNS   := runs/demo
-export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: install demo demo-captcha demo-vqa test bench clean
 

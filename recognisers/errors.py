@@ -16,8 +16,12 @@ class UserError(Exception):
 
 
 def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ start-up chatter; must run before TensorFlow is imported."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Silence TensorFlow's C++ log lines; must run before TensorFlow is imported.
+
+    Level 3 also hides its E-level notes (no CUDA driver, oneDNN fallbacks), which are not
+    errors for our users; real failures still arrive as Python exceptions.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
