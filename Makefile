@@ -35,6 +35,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/captcha_bench.py
+	$(BIN)/python bench/captcha_v2_splits.py
 	$(BIN)/python bench/vqa_bench.py
 
 clean:
