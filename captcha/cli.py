@@ -153,15 +153,19 @@ def cmd_segment(args: argparse.Namespace) -> int:
     gray = read_image(args.image)
     if args.model:
         from recognisers.modeldir import read_meta
-        from captcha.solver import FORMAT_VERSION, KIND
+        from captcha.solver import FORMAT_VERSION, KIND, CaptchaSolver
 
         meta = read_meta(args.model, KIND, FORMAT_VERSION)
-        settings, lengths = SegmentSettings(**meta["segmentation"]), meta["lengths"]
+        settings, lengths = CaptchaSolver.settings_from_meta(meta, args.model)
     else:
         settings, lengths = SegmentSettings(0.5 * gray.shape[0], args.line_kernel), None
     seg = segment(gray, settings, [args.length] if args.length else lengths)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(args.out), draw_boxes(gray, seg.boxes)):
+    try:
+        written = cv2.imwrite(str(args.out), draw_boxes(gray, seg.boxes))
+    except cv2.error:
+        written = False
+    if not written:
         raise UserError(f"cannot write {args.out} (use a .png name in a writable folder)")
     print(f"{len(seg.boxes)} glyph boxes: {seg.boxes} -> {args.out}")
     return 0

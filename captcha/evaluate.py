@@ -62,6 +62,8 @@ def evaluate(solver: CaptchaSolver, samples: list[Sample], case: str | None = No
         "per_character_accuracy": {c: float(np.mean(v)) for c, v in sorted(per_char.items())},
         "top_confusions": dict(confusions.most_common(10)),
         "_readings": readings,
+        "_texts": texts,
+        "_labels": labels,
     }
 
 
@@ -73,7 +75,8 @@ def worst_cases(report: dict, samples: list[Sample], png: Path, limit: int = 12)
     import matplotlib.pyplot as plt
 
     readings = report["_readings"]
-    wrong = [i for i, (r, s) in enumerate(zip(readings, samples)) if r is None or r.text != s.label]
+    wrong = [i for i, (r, text, label) in enumerate(zip(readings, report["_texts"], report["_labels"]))
+             if r is None or text != label]
     wrong.sort(key=lambda i: readings[i].confidence if readings[i] else -1.0)
     wrong = wrong[:limit] or [0]
     fig, axes = plt.subplots(len(wrong), 1, figsize=(4, 1.1 * len(wrong)), squeeze=False)

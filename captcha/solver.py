@@ -129,7 +129,7 @@ class CaptchaSolver:
             if path and (best is None or total / lattice.n > best[0]):
                 best = (total / lattice.n, self.decode(p[path], [lattice.boxes[j] for j in path], True))
             if (k + 1) % len(self.lengths) == 0:
-                readings.append(best[1] if best else self.decode(p[:0], []))
+                readings.append(best[1] if best else Reading("", 0.0, [], [], True))
                 best = None
         return readings
 
@@ -142,16 +142,24 @@ class CaptchaSolver:
             "case": self.case, "segmentation": self.settings.to_dict(), "training": self.training,
         })
 
+    @staticmethod
+    def settings_from_meta(meta: dict, model_dir: str | os.PathLike) -> tuple[SegmentSettings, list[int]]:
+        """Segmentation settings and allowed lengths of a model; a damaged meta.json is a UserError."""
+        try:
+            return SegmentSettings(**meta["segmentation"]), list(meta["lengths"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{model_dir}/meta.json is damaged: {exc}") from None
+
     @classmethod
     def load(cls, model_dir: str | os.PathLike) -> "CaptchaSolver":
         """Load a model directory written by ``captcha train``; a wrong one is a UserError."""
         meta = read_meta(model_dir, KIND, FORMAT_VERSION)
+        settings, lengths = cls.settings_from_meta(meta, model_dir)
         keras = import_keras()
         path = Path(model_dir) / meta.get("model_file", MODEL_FILE)
         try:
             model = keras.saving.load_model(path, compile=False)
-            settings = SegmentSettings(**meta["segmentation"])
-            return cls(model, meta["charset"], meta["lengths"], settings, meta["case"], meta.get("training"))
+            return cls(model, meta["charset"], lengths, settings, meta["case"], meta.get("training"))
         except Exception as exc:  # noqa: BLE001  a damaged file can fail in many ways inside Keras
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"cannot load the model in {model_dir}: {first_line}") from None

@@ -60,8 +60,8 @@ def staged_model_dir(out: str | os.PathLike, force: bool = False) -> Iterator[Pa
     check_writable_target(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; a model is not
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; a model is not
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -65,8 +65,8 @@ def save_figure(fig, png_path: str | os.PathLike) -> None:
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{png_path.stem}.", suffix=".png", dir=png_path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~current_umask())
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())
         fig.savefig(tmp, dpi=100)
         os.replace(tmp, png_path)
     except BaseException:

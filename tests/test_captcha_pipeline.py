@@ -131,3 +131,30 @@ def test_seed_repeats_and_case_option(trained, tmp_path, capsys):
         reports.append(evaluate(CaptchaSolver.load(tmp_path / name), load_folder(trained / "test", "lower")))
     assert reports[0]["char_accuracy"] == reports[1]["char_accuracy"]
     assert json.loads((tmp_path / "a" / "meta.json").read_text())["charset"] == "".join(sorted(CHARSET.lower()))
+
+
+def test_damaged_meta_and_unknown_output_type_are_one_line_errors(model_dir, tmp_path, capsys):
+    damaged = tmp_path / "no-segmentation"
+    damaged.mkdir()
+    meta = json.loads((model_dir / "meta.json").read_text())
+    del meta["segmentation"]
+    (damaged / "meta.json").write_text(json.dumps(meta))
+    image = next(p for p in (model_dir.parent / "test").iterdir() if p.suffix == ".png")
+    for argv in (("predict", damaged, image), ("segment", image, "--out", tmp_path / "b.png", "--model", damaged)):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and err.count("\n") == 1 and "meta.json is damaged" in err, err
+    code, _, err = run(capsys, "segment", image, "--out", tmp_path / "boxes.txt")
+    assert code == 1 and err.count("\n") == 1 and "cannot write" in err, err
+    assert not (tmp_path / "boxes.txt").exists()
+
+
+def test_an_image_no_lattice_can_cut_reads_as_empty_with_zero_confidence(model_dir):
+    from captcha.segment import Segmentation
+
+    solver = CaptchaSolver.load(model_dir)
+    ink = np.zeros((40, 120), np.float32)
+    ink[10:30, 60] = 1.0  # one pixel column of ink: no cut into 4 glyphs is wide enough
+    mask = ink > 0
+    seg = Segmentation(ink=ink, mask=mask, boxes=[], clean=False, components=[(60, 10, 61, 30)])
+    reading = solver.read_by_recognition([seg])[0]
+    assert reading.text == "" and reading.confidence == 0.0
