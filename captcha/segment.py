@@ -19,8 +19,8 @@ import numpy as np
 from recognisers.errors import UserError
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
-MIN_CONTRAST = 40
-CONTEXT_DIM = 0.4  # context pixels beside a glyph reach the CNN at this fraction of their ink  # grey levels between ink and background below which an image has no ink
+MIN_CONTRAST = 40  # grey levels between ink and background below which an image has no ink
+CONTEXT_DIM = 0.4  # context pixels beside a glyph reach the CNN at this fraction of their ink
 
 
 @dataclass
@@ -135,8 +135,9 @@ def merge_fragments(boxes: list[Box], glyph_width: float) -> list[Box]:
             if box[2] - box[0] >= 0.4 * glyph_width:
                 continue
             j = nearest_neighbour(merged, i)
-            if union(box, merged[j])[2] - union(box, merged[j])[0] <= 1.3 * glyph_width:
-                merged[min(i, j)] = union(box, merged[j])
+            joined = union(box, merged[j])
+            if joined[2] - joined[0] <= 1.3 * glyph_width:
+                merged[min(i, j)] = joined
                 del merged[max(i, j)]
                 changed = True
                 break

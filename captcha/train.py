@@ -156,7 +156,7 @@ def train(samples: list[Sample], out: str | Path, epochs: int = 15, seed: int = 
         import_keras()
         set_seed(seed)
         images = read_training_images(samples, log)
-        grays, labels = [g for g, _ in images], [label for _, label in images]
+        labels = [label for _, label in images]
         charset = "".join(sorted(set("".join(labels))))
         settings = tune_settings(images, glyph_size, line_kernel, seed)
         log(f"segmentation: glyph width {settings.glyph_width:.1f} px, line kernel {settings.line_kernel}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 _PUNCT = [";", ":", "/", "'", "[", "]", '"', "(", ")", "=", "+", "\\", "_", ">", "<", "@",
@@ -49,6 +50,7 @@ youd’ve=you’d’ve you’dve=you’d’ve youll=you’ll youre=you’re youv
 _CONTRACTIONS = dict(pair.split("=", 1) for pair in _CONTRACTIONS_TEXT.split())
 
 
+@lru_cache(maxsize=65536)  # evaluation meets the same few answers again and again
 def process_punctuation(text: str) -> str:
     """The official ``processPunctuation``: drop or space out punctuation, strip periods."""
     out = text
@@ -68,6 +70,7 @@ def process_digit_article(text: str) -> str:
     return " ".join(_CONTRACTIONS.get(w, w) for w in words)
 
 
+@lru_cache(maxsize=65536)
 def normalize_answer(answer: str) -> str:
     """How the official script cleans a predicted answer before comparing it."""
     answer = answer.replace("\n", " ").replace("\t", " ").strip()
