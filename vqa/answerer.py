@@ -17,8 +17,7 @@ import numpy as np
 from recognisers.errors import UserError
 from recognisers.modeldir import read_meta, write_meta
 from vqa.batches import iterate_batches
-from vqa.features import EncoderConfig, FeatureCache, build_vgg_encoder, vgg_preprocess
-from vqa.images import load_image
+from vqa.features import EncoderConfig, build_vgg_encoder, image_table
 from vqa.model import ModelConfig, build_vqa_model
 from vqa.text import QuestionEncoder
 
@@ -76,7 +75,7 @@ class VQAModel:
                               cache_dir: str | os.PathLike | None = None,
                               questions_per_batch: int = 1024) -> np.ndarray:
         """Probabilities when question ``i`` is about ``images[image_index[i]]`` (no duplicates)."""
-        table = self.image_table(images, cache_dir)
+        table = image_table(images, self.encoder_config, self.image_encoder, cache_dir)
         tokens = self.questions(questions)
         out = np.empty((len(questions), len(self.answers)), np.float32)
         for inputs, _, ids in iterate_batches(table, image_index, tokens, None,
@@ -89,21 +88,6 @@ class VQAModel:
         top = max(1, min(int(top), len(self.answers)))
         best = np.argsort(-probs, axis=1, kind="stable")[:, :top]
         return [[(self.answers[j], float(p[j])) for j in row] for row, p in zip(best, probs)]
-
-    def image_table(self, images: Sequence[ImageLike],
-                    cache_dir: str | os.PathLike | None = None) -> np.ndarray:
-        """What the network's image input takes: pixels (compact) or frozen VGG features.
-
-        Features of image files are cached on disk when ``cache_dir`` is given.
-        """
-        size = self.encoder_config.image_size
-        if not self.encoder_config.frozen:
-            return np.stack([load_image(im, size) for im in images])
-        if cache_dir is not None and all(not isinstance(im, np.ndarray) for im in images):
-            cache = FeatureCache(cache_dir, self.encoder_config, self.image_encoder)
-            return cache.features([str(im) for im in images])
-        pixels = np.stack([load_image(im, size) for im in images])
-        return np.asarray(self.image_encoder(vgg_preprocess(pixels), training=False))
 
     # ---- saving and loading -------------------------------------------------------------
     def save(self, model_dir: str | os.PathLike) -> None:

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from recognisers.errors import UserError
-from vqa.images import load_image
+from vqa.images import load_image, load_images
 
 VGG_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 FEATURE_DIMS = {"fc7": 4096, "pool": 512}
@@ -189,3 +189,18 @@ class FeatureCache:
                     os.replace(tmp, files[i])
                 self.computed += len(chunk)
                 progress.advance(task, len(chunk))
+
+
+def image_table(images: Sequence[str | os.PathLike | np.ndarray], config: EncoderConfig,
+                image_encoder=None, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """What the network's image input takes: pixels (trainable CNN) or frozen VGG features.
+
+    Features of image files are cached on disk when ``cache_dir`` is given, so that a frozen
+    encoder runs once per image, not once per training run or evaluation.
+    """
+    if not config.frozen:
+        return load_images(images, config.image_size)
+    if cache_dir is not None and not any(isinstance(im, np.ndarray) for im in images):
+        return FeatureCache(cache_dir, config, image_encoder).features([str(im) for im in images])
+    pixels = load_images(images, config.image_size)
+    return np.asarray(image_encoder(vgg_preprocess(pixels), training=False))

@@ -76,9 +76,9 @@ def _to_rgb_array(img: Image.Image, size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def load_images(paths: Sequence[str], size: int) -> np.ndarray:
-    """Many images as one ``(n, size, size, 3)`` uint8 array."""
-    out = np.empty((len(paths), size, size, 3), np.uint8)
-    for i, path in enumerate(paths):
-        out[i] = load_image(path, size)
+def load_images(sources: Sequence[str | os.PathLike | np.ndarray], size: int) -> np.ndarray:
+    """Many images (paths or arrays) as one ``(n, size, size, 3)`` uint8 array."""
+    out = np.empty((len(sources), size, size, 3), np.uint8)
+    for i, source in enumerate(sources):
+        out[i] = load_image(source, size)
     return out

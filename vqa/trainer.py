@@ -13,8 +13,7 @@ from recognisers.training import set_seed, training_callbacks
 from vqa.answerer import VQAModel
 from vqa.batches import training_dataset
 from vqa.data import VQASet, answer_vocabulary, split_by_image
-from vqa.features import EncoderConfig, FeatureCache, build_vgg_encoder, default_cache_dir
-from vqa.images import load_images
+from vqa.features import EncoderConfig, build_vgg_encoder, default_cache_dir, image_table
 from vqa.model import ModelConfig, build_vqa_model
 from vqa.text import QuestionEncoder
 
@@ -51,7 +50,9 @@ def train(data: VQASet, workdir: Path, settings: TrainSettings) -> VQAModel:
     questions = QuestionEncoder.fit(train_part.questions, settings.max_length)
 
     image_encoder = build_vgg_encoder(settings.encoder) if settings.encoder.frozen else None
-    tables = [_image_table(part, settings, image_encoder) for part in (train_part, val_part)]
+    cache_dir = settings.cache_dir or default_cache_dir()
+    tables = [image_table(part.image_paths, settings.encoder, image_encoder, cache_dir)
+              for part in (train_part, val_part)]
     network = build_vqa_model(settings.encoder, settings.network, questions.vocabulary_size,
                               questions.max_length, len(answers))
     import keras
@@ -81,15 +82,6 @@ def _in_vocabulary(part: VQASet, answers: list[str]) -> tuple[VQASet, np.ndarray
         raise UserError(f"{part.name}: no question has an answer in the answer vocabulary")
     kept = part.subset(keep) if len(keep) < len(part) else part
     return kept, np.array([index[a] for a in kept.answers], np.int32)
-
-
-def _image_table(part: VQASet, settings: TrainSettings, image_encoder) -> np.ndarray:
-    """Pixels for the trainable CNN, or cached frozen features for VGG."""
-    if image_encoder is None:
-        return load_images(part.image_paths, settings.encoder.image_size)
-    cache = FeatureCache(settings.cache_dir or default_cache_dir(), settings.encoder,
-                         image_encoder)
-    return cache.features(part.image_paths)
 
 
 def _training_info(data, train_part, val_part, settings, history, seconds) -> dict:
