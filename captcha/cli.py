@@ -103,16 +103,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from captcha.solver import CaptchaSolver
 
     solver = CaptchaSolver.load(args.model_dir)
-    segs, paths, failed = [], [], 0
-    for path in args.images:
-        try:
-            segs.append(solver.segment(path))
-            paths.append(path)
-        except UserError as exc:
-            print(f"{PROG}: error: {path}: {exc}", file=sys.stderr)
+    failed = 0
+    for path, reading in zip(args.images, solver.read_each(args.images)):
+        if isinstance(reading, UserError):
+            print(f"{PROG}: error: {path}: {reading}", file=sys.stderr)
             failed += 1
-    for path, reading in zip(paths, solver.read_segmentations(segs)):
-        if args.json:
+        elif args.json:
             print(json.dumps({"path": str(path), **reading.as_dict()}))
         else:
             print(f"{path}\t{reading.text}\t{reading.confidence:.3f}")

@@ -22,16 +22,8 @@ from recognisers.training import save_figure
 def read_all(solver: CaptchaSolver, samples: list[Sample]) -> tuple[list[Reading | None], float]:
     """Read every sample (files included in the timing); unreadable or blank ones give None."""
     started = time.perf_counter()
-    segs, keep = [], []
-    for i, sample in enumerate(samples):
-        try:
-            segs.append(solver.segment(read_image(sample.path)))
-            keep.append(i)
-        except UserError:
-            pass
-    readings: list[Reading | None] = [None] * len(samples)
-    for i, reading in zip(keep, solver.read_segmentations(segs)):
-        readings[i] = reading
+    results = solver.read_each([sample.path for sample in samples])
+    readings = [None if isinstance(r, UserError) else r for r in results]
     return readings, time.perf_counter() - started
 
 

@@ -77,6 +77,23 @@ class CaptchaSolver:
         """Read many CAPTCHAs; raises :class:`UserError` for the first unreadable one."""
         return self.read_segmentations([self.segment(image) for image in images])
 
+    def read_each(self, images: Sequence[ImageLike]) -> list[Union["Reading", UserError]]:
+        """Read many images in one batch; an unreadable one gives its UserError in its place.
+
+        For callers that must go on past a bad file (``predict`` with many paths, ``evaluate``).
+        """
+        results: list = [None] * len(images)
+        segs, where = [], []
+        for i, image in enumerate(images):
+            try:
+                segs.append(self.segment(image))
+                where.append(i)
+            except UserError as exc:
+                results[i] = exc
+        for i, reading in zip(where, self.read_segmentations(segs)):
+            results[i] = reading
+        return results
+
     def read_segmentations(self, segs: Sequence[Segmentation]) -> list[Reading]:
         """The batched core: one CNN call for all clean glyphs, one for all recognition crops.
 
