@@ -154,14 +154,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from recognisers.tables import print_table
     from vqa.answerer import VQAModel
     from vqa.evaluation import evaluate, plot_confusion, report_rows
+    from vqa.features import default_cache_dir
 
     model = VQAModel.load(args.model_dir)
     dataset = read_dataset(args)
-    cache_dir = args.cache_dir
-    if model.encoder_config.frozen and cache_dir is None:
-        from vqa.features import default_cache_dir
-        cache_dir = default_cache_dir()
-    report, predictions = evaluate(model, dataset, args.model_dir, cache_dir)
+    # only a frozen VGG encoder uses the cache; the compact CNN ignores it
+    report, predictions = evaluate(model, dataset, args.model_dir,
+                                   args.cache_dir or default_cache_dir())
     report_path = Path(args.report)
     confusion = Path(args.confusion) if args.confusion else report_path.with_suffix(
         ".confusion.png")
