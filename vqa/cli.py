@@ -120,11 +120,12 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
 def cmd_train(args: argparse.Namespace) -> int:
     from recognisers.modeldir import check_writable_target, staged_model_dir
     from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history
+    from vqa.answerer import KIND
     from vqa.features import EncoderConfig
     from vqa.model import ModelConfig
     from vqa.trainer import TrainSettings, train
 
-    check_writable_target(Path(args.out), args.force)
+    check_writable_target(Path(args.out), args.force, KIND)
     weights = None if args.vgg_weights.lower() == "none" else args.vgg_weights
     default_size = 64 if args.image_encoder == "compact" else 224
     settings = TrainSettings(
@@ -138,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings.encoder.check()
     settings.network.check()
     dataset = read_dataset(args)
-    with staged_model_dir(args.out, force=args.force) as workdir:
+    with staged_model_dir(args.out, kind=KIND, force=args.force) as workdir:
         model = train(dataset, workdir, settings)
         model.save(workdir)
         plot_history(workdir / HISTORY_CSV, workdir / HISTORY_PNG, f"vqa: {dataset.name}")
