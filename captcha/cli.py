@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from recognisers.errors import UserError, quiet_tensorflow, run_cli
+from recognisers.paths import check_output_dir, check_output_file
 
 PROG = "captcha"
 
@@ -73,8 +74,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UserError("--count and --length must be at least 1")
     if not args.charset or set(args.charset) & set("_/\\.: \t\n"):
         raise UserError("--charset must be non-empty and free of '_', '/', '\\', '.', ':' and spaces")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"{args.out} exists and is not a folder")
+    check_output_dir(args.out, "OUT")
     old = [p for p in args.out.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES] if args.out.is_dir() else []
     if old and not args.force:
         raise UserError(f"{args.out} already holds images; pass --force to replace them")
@@ -124,10 +124,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from recognisers.modeldir import write_json
     from recognisers.tables import print_table
 
+    worst = args.worst or args.report.with_suffix(".worst.png")
+    check_output_file(args.report, "--report")
+    check_output_file(worst, "--worst")
     solver = CaptchaSolver.load(args.model_dir)
     samples = load_folder(args.data_dir, args.case or solver.case)
     report = evaluate(solver, samples, args.case)
-    worst = args.worst or args.report.with_suffix(".worst.png")
     worst_cases(report, samples, worst)
     report = {k: v for k, v in report.items() if not k.startswith("_")}
     report.update(dataset=str(args.data_dir), model_dir=str(args.model_dir), worst_cases_png=str(worst),
@@ -146,6 +148,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from captcha.data import read_image
     from captcha.segment import SegmentSettings, draw_boxes, segment
 
+    check_output_file(args.out, "--out")
     gray = read_image(args.image)
     if args.model:
         from recognisers.modeldir import read_meta

@@ -27,6 +27,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
+class UnreadableImage(UserError):
+    """An image file that cannot be read: missing, empty, foreign, damaged or over the limit."""
+
+
 @dataclass(frozen=True)
 class Header:
     """What a file's header says: format, size, and whether a plain grey/colour decode is exact.
@@ -46,16 +50,16 @@ def read_header(path: str | os.PathLike) -> Header:
     path = Path(path)
     if not path.is_file():
         if os.path.lexists(path) and not path.exists():
-            raise UserError(f"image not found (broken or looping symbolic link): {path}")
-        raise UserError(f"image not found: {path}")
+            raise UnreadableImage(f"image not found (broken or looping symbolic link): {path}")
+        raise UnreadableImage(f"image not found: {path}")
     try:
         with open(path, "rb") as fh:
             header = png_header(fh) or jpeg_header(fh)
     except OSError as exc:
-        raise UserError(f"cannot read image {path}: {exc.strerror or exc}") from None
+        raise UnreadableImage(f"cannot read image {path}: {exc.strerror or exc}") from None
     if header is None:
         if path.stat().st_size == 0:
-            raise UserError(f"empty file: {path}")
+            raise UnreadableImage(f"empty file: {path}")
         with open_image(path) as img:  # other formats: Pillow reads the header lazily
             header = Header(img.format or "?", img.width, img.height, False)
     check_pixels(header.width, header.height, path)
@@ -65,7 +69,7 @@ def read_header(path: str | os.PathLike) -> Header:
 def check_pixels(width: int, height: int, source: object) -> None:
     """Refuse an image over :data:`MAX_PIXELS`, with the numbers in the message."""
     if width * height > MAX_PIXELS:
-        raise UserError(f"image too large: {source} is {width} x {height} = {width * height:,} "
+        raise UnreadableImage(f"image too large: {source} is {width} x {height} = {width * height:,} "
                         f"pixels; the limit is {MAX_PIXELS:,}")
 
 
@@ -120,11 +124,11 @@ def open_image(path: str | os.PathLike) -> Iterator[Image.Image]:
             with Image.open(path) as img:
                 yield img
     except UnidentifiedImageError:
-        raise UserError(f"not a readable image (not an image, or an unsupported format): {path}") from None
+        raise UnreadableImage(f"not a readable image (not an image, or an unsupported format): {path}") from None
     except Image.DecompressionBombError:
-        raise UserError(f"image too large: {path} is over {MAX_PIXELS:,} pixels") from None
+        raise UnreadableImage(f"image too large: {path} is over {MAX_PIXELS:,} pixels") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise UserError(f"cannot read image {path}: {exc}") from None
+        raise UnreadableImage(f"cannot read image {path}: {exc}") from None
 
 
 def on_white(img: Image.Image) -> Image.Image:

@@ -1,5 +1,6 @@
 """Issue 9: nothing a user made is lost, no tracebacks, bounded work on hostile input."""
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -251,3 +252,95 @@ def test_truncated_jpeg_is_refused_by_both_tools_and_a_whole_one_read(tmp_path):
     for read in (read_image, lambda p: load_image(p, 32)):
         with pytest.raises(UserError, match="truncated"):
             read(tmp_path / "cut.jpg")
+
+
+# -- D8: bad output paths are one error line, before any work ---------------------------------
+def one_error_line(capsys, prog: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{prog}: error:"), err
+    return err[0]
+
+
+@pytest.fixture
+def places(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "{m}", "{d}", "--report", "{t}/folder"], "is a folder"),
+    (["evaluate", "{m}", "{d}", "--report", "{t}/file/r.json"], "is not a folder"),
+    (["evaluate", "{m}", "{d}", "--report", "{t}/r.json", "--worst", "{t}/file/w.png"], "is not a folder"),
+    (["segment", "{t}/file", "--out", "{t}/folder"], "is a folder"),
+    (["segment", "{t}/file", "--out", "{t}/file/deeper/o.png"], "is not a folder"),
+    (["train", "{d}", "--out", "{t}/file/m"], "is not a folder"),
+    (["generate", "{t}/file/g"], "is not a folder"),
+    (["generate", "{t}/file"], "exists and is not a folder"),
+])
+def test_captcha_bad_output_paths(places, capsys, argv, message):
+    from captcha.cli import main
+
+    data = places / "data"
+    data.mkdir()
+    png_claiming(data / "AB12.png", 40, 20)
+    argv = [a.format(t=places, m=places / "no-model", d=data) for a in argv]
+    assert main(argv) == 1
+    assert message in one_error_line(capsys, "captcha")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "{t}/no-model", "--dataset", "jsonl", "--data", "x", "--report", "{t}/folder"],
+     "is a folder"),
+    (["evaluate", "{t}/no-model", "--dataset", "jsonl", "--data", "x", "--report", "{t}/file/r.json"],
+     "is not a folder"),
+    (["evaluate", "{t}/no-model", "--dataset", "jsonl", "--data", "x", "--report", "{t}/r.json",
+      "--confusion", "{t}/folder"], "is a folder"),
+    (["train", "--dataset", "jsonl", "--train", "x", "--out", "{t}/file/m"], "is not a folder"),
+])
+def test_vqa_bad_output_paths(places, capsys, argv, message):
+    from vqa.cli import main
+
+    assert main([a.format(t=places) for a in argv]) == 1
+    assert message in one_error_line(capsys, "vqa")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_unwritable_report_folder_is_refused(places, capsys):
+    from captcha.cli import main
+
+    locked = places / "locked"
+    locked.mkdir(mode=0o500)
+    assert main(["evaluate", "m", "d", "--report", str(locked / "r.json")]) == 1
+    assert "no permission" in one_error_line(capsys, "captcha")
+
+
+# -- with a tiny trained model ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A labelled folder and a model trained on it for one epoch (seconds, not minutes)."""
+    from captcha.cli import main
+
+    root = tmp_path_factory.mktemp("tiny")
+    assert main(["generate", str(root / "data"), "--count", "150", "--length", "4",
+                 "--charset", "ABCDEF23", "--seed", "3"]) == 0
+    assert main(["train", str(root / "data"), "--out", str(root / "model"), "--epochs", "1",
+                 "--align-rounds", "0", "--quiet"]) == 0
+    return root
+
+
+def test_evaluate_counts_unreadable_files_and_still_writes_the_report(tiny, tmp_path, capsys):
+    from captcha.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in sorted((tiny / "data").iterdir())[:6]:
+        (data / path.name).write_bytes(path.read_bytes())
+    (data / "AAAA_empty.png").write_bytes(b"")
+    (data / "BBBB_cut.png").write_bytes((data / path.name).read_bytes()[:60])
+    code = main(["evaluate", str(tiny / "model"), str(data), "--report", str(tmp_path / "r.json")])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["count"] == 8 and report["unreadable"] == 2
+    assert sorted(report["unreadable_files"]) == ["AAAA_empty.png", "BBBB_cut.png"]
+    assert (tmp_path / "r.worst.png").stat().st_size > 0

@@ -152,19 +152,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recognisers.modeldir import write_json
+    from recognisers.paths import check_output_file
     from recognisers.tables import print_table
     from vqa.answerer import VQAModel
     from vqa.evaluation import evaluate, plot_confusion, report_rows
     from vqa.features import default_cache_dir
 
+    report_path = Path(args.report)
+    confusion = Path(args.confusion) if args.confusion else report_path.with_suffix(
+        ".confusion.png")
+    check_output_file(report_path, "--report")
+    check_output_file(confusion, "--confusion")
     model = VQAModel.load(args.model_dir)
     dataset = read_dataset(args)
     # only a frozen VGG encoder uses the cache; the compact CNN ignores it
     report, predictions = evaluate(model, dataset, args.model_dir,
                                    args.cache_dir or default_cache_dir())
-    report_path = Path(args.report)
-    confusion = Path(args.confusion) if args.confusion else report_path.with_suffix(
-        ".confusion.png")
     report["confusion_png"] = str(confusion)
     plot_confusion(dataset.answers, predictions, confusion, f"vqa: {dataset.name}")
     write_json(report_path, report)
