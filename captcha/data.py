@@ -47,9 +47,13 @@ def label_from_name(path: Path) -> str:
 
 
 def read_labels_csv(path: Path) -> dict[str, str]:
-    """``filename,label`` rows (a header row is allowed) -> {file name: label}."""
+    """``filename,label`` rows (a header row is allowed) -> {file name: label}.
+
+    Read as ``utf-8-sig``: spreadsheet programs start the file with a byte-order mark, which
+    would otherwise stick to the first file name and lose that row's label.
+    """
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = [row for row in csv.reader(fh) if row]
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None

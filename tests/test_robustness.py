@@ -344,3 +344,15 @@ def test_evaluate_counts_unreadable_files_and_still_writes_the_report(tiny, tmp_
     assert report["count"] == 8 and report["unreadable"] == 2
     assert sorted(report["unreadable_files"]) == ["AAAA_empty.png", "BBBB_cut.png"]
     assert (tmp_path / "r.worst.png").stat().st_size > 0
+
+
+# -- D14: labels.csv with a byte-order mark ------------------------------------------------------
+@pytest.mark.parametrize("header", ["", "filename,label\r\n"])
+def test_labels_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path, header):
+    from captcha.data import load_folder
+
+    for name in ("img1.png", "img2.png"):
+        png_claiming(tmp_path / name, 40, 20)
+    (tmp_path / "labels.csv").write_bytes(("\ufeff" + header + "img1.png,AB12\r\nimg2.png,CD34\r\n")
+                                          .encode("utf-8"))
+    assert [s.label for s in load_folder(tmp_path)] == ["AB12", "CD34"]
