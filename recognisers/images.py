@@ -124,7 +124,8 @@ def open_image(path: str | os.PathLike) -> Iterator[Image.Image]:
             with Image.open(path) as img:
                 yield img
     except UnidentifiedImageError:
-        raise UnreadableImage(f"not a readable image (not an image, or an unsupported format): {path}") from None
+        raise UnreadableImage(f"not a readable image (not an image, or an unsupported format): "
+                              f"{path}") from None
     except Image.DecompressionBombError:
         raise UnreadableImage(f"image too large: {path} is over {MAX_PIXELS:,} pixels") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:

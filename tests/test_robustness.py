@@ -356,3 +356,76 @@ def test_labels_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path, header)
     (tmp_path / "labels.csv").write_bytes(("\ufeff" + header + "img1.png,AB12\r\nimg2.png,CD34\r\n")
                                           .encode("utf-8"))
     assert [s.label for s in load_folder(tmp_path)] == ["AB12", "CD34"]
+
+
+# -- D10: every meta.json field validated on load -----------------------------------------------
+def edited_copy(model: Path, dest: Path, edit) -> Path:
+    import shutil
+
+    shutil.copytree(model, dest)
+    meta = json.loads((dest / "meta.json").read_text())
+    edit(meta)
+    (dest / "meta.json").write_text(json.dumps(meta))
+    return dest
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["segmentation"].update(glyph_size="abc"), "segmentation.glyph_size must be an integer"),
+    (lambda m: m["segmentation"].update(glyph_width=-3), "sizes must be positive"),
+    (lambda m: m["segmentation"].update(lattice="zigzag"), "lattice must be one of"),
+    (lambda m: m["segmentation"].update(colour=1), "unknown field(s) segmentation.colour"),
+    (lambda m: m.update(lengths="4"), "lengths must be a list of integers"),
+    (lambda m: m.update(charset=["A"]), "charset must be a string"),
+    (lambda m: m.update(charset=m["charset"] + "XY"), "characters + 1 junk class"),
+    (lambda m: m["segmentation"].update(glyph_size=32), "32-pixel glyphs"),
+    (lambda m: m.update(model_file="../elsewhere.keras"), "not valid"),
+])
+def test_hand_edited_captcha_meta_is_one_clear_error(tiny, tmp_path, capsys, edit, message):
+    from captcha.cli import main
+
+    damaged = edited_copy(tiny / "model", tmp_path / "damaged", edit)
+    image = sorted((tiny / "data").iterdir())[0]
+    assert main(["predict", str(damaged), str(image)]) == 1
+    line = one_error_line(capsys, "captcha")
+    assert "meta.json" in line and message in line, line
+
+
+def vqa_meta(tmp_path: Path) -> Path:
+    """A vqa model directory with a valid meta.json (weights are not reached by these checks)."""
+    from vqa.answerer import FORMAT_VERSION, KIND
+    from vqa.features import EncoderConfig
+    from vqa.model import ModelConfig
+
+    write_meta(tmp_path, KIND, FORMAT_VERSION, {
+        "answers": ["yes", "no"],
+        "question_encoder": {"vocabulary": ["what", "is"], "max_length": 4, "max_tokens": 100},
+        "image_encoder": EncoderConfig().to_json(), "network": ModelConfig().to_json()})
+    return tmp_path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["image_encoder"].update(image_size="abc"), "image_encoder.image_size must be an integer"),
+    (lambda m: m["image_encoder"].update(filters=[]), "not positive"),
+    (lambda m: m["network"].update(lstm_units=[64, "x"]), "network.lstm_units must be a list of integers"),
+    (lambda m: m["network"].update(fusion="sum"), "--fusion must be one of"),
+    (lambda m: m["question_encoder"].update(vocabulary="what is"), "vocabulary must be a list of strings"),
+    (lambda m: m.update(answers=[]), "not positive"),
+    (lambda m: m.pop("network"), "no network field"),
+])
+def test_hand_edited_vqa_meta_is_one_clear_error(tmp_path, edit, message):
+    from vqa.answerer import VQAModel
+
+    model = vqa_meta(tmp_path)
+    meta = json.loads((model / "meta.json").read_text())
+    edit(meta)
+    (model / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="meta.json is damaged") as info:
+        VQAModel.load(model)
+    assert message in str(info.value)
+
+
+def test_a_valid_vqa_meta_passes_the_checks_and_reaches_the_weights(tmp_path):
+    from vqa.answerer import VQAModel
+
+    with pytest.raises(UserError, match="model.weights.h5 is missing"):
+        VQAModel.load(vqa_meta(tmp_path))
