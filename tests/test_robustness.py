@@ -429,3 +429,35 @@ def test_a_valid_vqa_meta_passes_the_checks_and_reaches_the_weights(tmp_path):
 
     with pytest.raises(UserError, match="model.weights.h5 is missing"):
         VQAModel.load(vqa_meta(tmp_path))
+
+
+# -- D11: a closed output pipe ends the command quietly ----------------------------------------
+def test_closed_output_pipe_is_quiet(tiny):
+    import subprocess
+    import sys
+
+    images = [str(p) for p in sorted((tiny / "data").iterdir())[:3]]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "captcha", "predict", str(tiny / "model"), *images,
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # like `| head -0`: the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 128 + signal.SIGPIPE and err == "", err
+
+
+# -- D9: a symbolic link loop is one clear error ----------------------------------------------
+def test_vqa_predict_on_a_symlink_loop_is_a_clear_error(tmp_path):
+    from recognisers.errors import import_keras
+    from vqa.answerer import VQAModel
+    from vqa.features import EncoderConfig
+    from vqa.model import ModelConfig, build_vqa_model
+    from vqa.text import QuestionEncoder
+
+    import_keras()
+    encoder, config = EncoderConfig(image_size=32, filters=(4,)), ModelConfig(8, (8,), 8)
+    questions = QuestionEncoder(["what", "colour"], 4)
+    model = VQAModel(build_vqa_model(encoder, config, questions.vocabulary_size, 4, 2), questions,
+                     ["red", "blue"], encoder, config)
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    with pytest.raises(UserError, match="looping symbolic link"):
+        model.predict(tmp_path / "loop.png", "what colour")

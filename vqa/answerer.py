@@ -62,7 +62,7 @@ class VQAModel:
     def probabilities(self, images: Sequence[ImageLike], questions: Sequence[str],
                       cache_dir: str | os.PathLike | None = None) -> np.ndarray:
         """Answer probabilities, shape ``(n, n_answers)``; repeated images are encoded once."""
-        keys = [str(Path(im).resolve()) if not isinstance(im, np.ndarray) else f"array:{i}"
+        keys = [os.path.realpath(im) if not isinstance(im, np.ndarray) else f"array:{i}"
                 for i, im in enumerate(images)]
         index_of: dict[str, int] = {}
         image_index = np.array([index_of.setdefault(k, len(index_of)) for k in keys], np.int64)
