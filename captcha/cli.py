@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from recognisers.errors import UserError, quiet_tensorflow, run_cli
+from recognisers.errors import ArgumentParser, UserError, quiet_tensorflow, run_cli
 from recognisers.paths import check_output_dir, check_output_file
 
 PROG = "captcha"
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from captcha.data import CASES
     from captcha.synth import DEFAULT_CHARSET, STYLES
 
-    parser = argparse.ArgumentParser(prog=PROG, description="Read CAPTCHAs: OpenCV segmentation + a Keras glyph CNN.")
+    parser = ArgumentParser(prog=PROG, description="Read CAPTCHAs: OpenCV segmentation + a Keras glyph CNN.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("generate", help="write labelled CAPTCHAs made by the built-in generator")

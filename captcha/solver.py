@@ -9,6 +9,7 @@ one more call. Training lives in :mod:`captcha.train`, measuring in :mod:`captch
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -184,9 +185,14 @@ class CaptchaSolver:
         if not charset or len(set(charset)) != len(charset) or case not in CASES \
                 or Path(model_file).name != model_file:
             raise UserError(f"{where} is damaged: charset, case or model_file is not valid")
+        path = Path(model_dir) / model_file
+        if not path.is_file():
+            raise UserError(f"{model_dir} is incomplete: {model_file} is missing")
+        if not zipfile.is_zipfile(path):  # Keras would say "File not found" for a cut file
+            raise UserError(f"{path} is damaged or truncated (not a .keras archive)")
         keras = import_keras()
         try:
-            model = keras.saving.load_model(Path(model_dir) / model_file, compile=False)
+            model = keras.saving.load_model(path, compile=False)
         except Exception as exc:  # noqa: BLE001  a damaged file can fail in many ways inside Keras
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"cannot load the model in {model_dir}: {first_line}") from None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
 import threading
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 
 class UserError(Exception):
@@ -51,6 +52,21 @@ def import_keras():
         os.close(saved)
         os.close(devnull)
     return keras
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the error first: ``prog: error: ...``, then the usage; exit status 2.
+
+    Subcommand parsers are made by the same class, so they follow it too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n{self.format_usage()}")
+
+
+def note(message: str) -> None:
+    """A line on stderr about something done or skipped that the user should know of."""
+    print(f"note: {message}", file=sys.stderr)
 
 
 class Terminated(BaseException):

@@ -14,14 +14,13 @@ import os
 import platform
 import re
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from recognisers import __version__
-from recognisers.errors import UserError
+from recognisers.errors import UserError, note
 from recognisers.paths import check_creatable
 
 META_FILE = "meta.json"
@@ -126,10 +125,6 @@ def clean_stale(out: Path, log: Callable[[str], None]) -> None:
         else:
             shutil.rmtree(path, ignore_errors=True)
             log(f"removed {path}, left by an interrupted run")
-
-
-def note(message: str) -> None:
-    print(f"note: {message}", file=sys.stderr)
 
 
 @contextmanager

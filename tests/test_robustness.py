@@ -461,3 +461,29 @@ def test_vqa_predict_on_a_symlink_loop_is_a_clear_error(tmp_path):
     (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
     with pytest.raises(UserError, match="looping symbolic link"):
         model.predict(tmp_path / "loop.png", "what colour")
+
+
+# -- doubtful list, decided ------------------------------------------------------------------
+def test_a_truncated_keras_file_is_called_damaged_not_missing(tiny, tmp_path, capsys):
+    import shutil
+
+    from captcha.cli import main
+
+    shutil.copytree(tiny / "model", tmp_path / "m")
+    keras_file = tmp_path / "m" / "glyph_cnn.keras"
+    keras_file.write_bytes(keras_file.read_bytes()[:5000])
+    assert main(["predict", str(tmp_path / "m"), str(sorted((tiny / "data").iterdir())[0])]) == 1
+    assert "damaged or truncated" in one_error_line(capsys, "captcha")
+
+
+@pytest.mark.parametrize("prog", ["captcha", "vqa"])
+def test_usage_errors_say_what_was_wrong_first(prog, capsys):
+    import importlib
+
+    main = importlib.import_module(f"{prog}.cli").main
+    with pytest.raises(SystemExit) as info:
+        main(["predict"])
+    err = capsys.readouterr().err.splitlines()
+    assert info.value.code == 2
+    assert err[0].startswith(f"{prog} predict: error: the following arguments are required")
+    assert err[1].startswith(f"usage: {prog} predict")

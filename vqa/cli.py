@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from recognisers.errors import UserError, import_keras, run_cli
+from recognisers.errors import ArgumentParser, UserError, import_keras, run_cli
 
 DATASETS = ("easy-vqa", "vqa2", "jsonl")
 
@@ -25,7 +25,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vqa", description="Visual question answering: VGG "
+    parser = ArgumentParser(prog="vqa", description="Visual question answering: VGG "
                                      "image features + LSTM question encoder.")
     sub = parser.add_subparsers(dest="command", required=True)
 
