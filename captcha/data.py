@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from recognisers.errors import UserError
+from recognisers.errors import UserError, note
 from recognisers.images import on_white, open_image, read_header
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -73,12 +73,19 @@ def load_folder(folder: str | os.PathLike, case: str = "keep") -> list[Sample]:
     if not files:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     overrides = read_labels_csv(folder / LABELS_CSV) if (folder / LABELS_CSV).is_file() else {}
-    samples = []
+    samples, unlabelled = [], []
     for path in files:
-        label = overrides.get(path.name, label_from_name(path))
-        label = apply_case(label.strip(), case)
+        label = apply_case(overrides.get(path.name, label_from_name(path)).strip(), case)
+        if any(c.isspace() for c in label):
+            raise UserError(f"{folder / path.name}: the label {label!r} holds a space; a glyph "
+                            f"cannot be one (fix the name or {LABELS_CSV})")
         if label:
             samples.append(Sample(path, label))
+        else:
+            unlabelled.append(path.name)
+    if unlabelled and samples:
+        note(f"skipped {len(unlabelled)} image(s) with an empty label in {folder} "
+             f"(first: {unlabelled[0]})")
     if not samples:
         raise UserError(f"no usable labels in {folder} (name files LABEL.png or add {LABELS_CSV})")
     return samples

@@ -34,6 +34,7 @@ def evaluate(solver: CaptchaSolver, samples: list[Sample], case: str | None = No
     readings = [None if isinstance(r, UserError) else r for r in results]
     unreadable = [s.path.name for s, r in zip(samples, results) if isinstance(r, UnreadableImage)]
     labels = [apply_case(s.label, case) for s in samples]
+    known = apply_case(solver.charset, case)  # labels with other characters cannot be read
     texts = [apply_case(r.text, case) if r else "" for r in readings]
     per_char: dict[str, list[int]] = {}
     confusions: Counter = Counter()
@@ -46,6 +47,7 @@ def evaluate(solver: CaptchaSolver, samples: list[Sample], case: str | None = No
     n_chars = sum(len(label) for label in labels)
     return {
         "count": len(samples),
+        "unknown_characters": "".join(sorted(set("".join(labels)) - set(known))),
         "unreadable": len(unreadable),  # files that are not images (blank images are read as "")
         "unreadable_files": unreadable[:20],
         "sequence_accuracy": float(np.mean([t == label for t, label in zip(texts, labels)])),

@@ -189,7 +189,8 @@ class CaptchaSolver:
         if not path.is_file():
             raise UserError(f"{model_dir} is incomplete: {model_file} is missing")
         if not zipfile.is_zipfile(path):  # Keras would say "File not found" for a cut file
-            raise UserError(f"{path} is damaged or truncated (not a .keras archive)")
+            raise UserError(f"cannot load the model in {model_dir}: {model_file} is damaged or "
+                            "truncated (not a .keras archive)")
         keras = import_keras()
         try:
             model = keras.saving.load_model(path, compile=False)

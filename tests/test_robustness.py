@@ -447,17 +447,9 @@ def test_closed_output_pipe_is_quiet(tiny):
 
 # -- D9: a symbolic link loop is one clear error ----------------------------------------------
 def test_vqa_predict_on_a_symlink_loop_is_a_clear_error(tmp_path):
-    from recognisers.errors import import_keras
     from vqa.answerer import VQAModel
-    from vqa.features import EncoderConfig
-    from vqa.model import ModelConfig, build_vqa_model
-    from vqa.text import QuestionEncoder
 
-    import_keras()
-    encoder, config = EncoderConfig(image_size=32, filters=(4,)), ModelConfig(8, (8,), 8)
-    questions = QuestionEncoder(["what", "colour"], 4)
-    model = VQAModel(build_vqa_model(encoder, config, questions.vocabulary_size, 4, 2), questions,
-                     ["red", "blue"], encoder, config)
+    model = VQAModel.load(tiny_vqa(tmp_path))
     (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
     with pytest.raises(UserError, match="looping symbolic link"):
         model.predict(tmp_path / "loop.png", "what colour")
@@ -487,3 +479,85 @@ def test_usage_errors_say_what_was_wrong_first(prog, capsys):
     assert info.value.code == 2
     assert err[0].startswith(f"{prog} predict: error: the following arguments are required")
     assert err[1].startswith(f"usage: {prog} predict")
+
+
+def tiny_vqa(tmp_path: Path) -> Path:
+    """An untrained (random) vqa model saved to disk: enough for input checks, in seconds."""
+    from recognisers.errors import import_keras
+    from vqa.answerer import KIND, VQAModel
+    from vqa.features import EncoderConfig
+    from vqa.model import ModelConfig, build_vqa_model
+    from vqa.text import QuestionEncoder
+
+    import_keras()
+    encoder, config = EncoderConfig(image_size=32, filters=(4,)), ModelConfig(8, (8,), 8)
+    questions = QuestionEncoder(["what", "colour"], 4)
+    model = VQAModel(build_vqa_model(encoder, config, questions.vocabulary_size, 4, 2), questions,
+                     ["red", "blue"], encoder, config)
+    with staged_model_dir(tmp_path / "vqa-model", kind=KIND) as tmp:
+        model.save(tmp)
+    return tmp_path / "vqa-model"
+
+
+@pytest.mark.parametrize("question, known", [("what colour?", 2), ("??? !!", 0), ("🙂", 0),
+                                             ("zebra quantum", 0)])
+def test_a_question_with_no_known_word_is_flagged(tmp_path, capsys, question, known):
+    from PIL import Image
+
+    from vqa.cli import main
+
+    Image.new("RGB", (40, 40), "red").save(tmp_path / "red.png")
+    code = main(["predict", str(tiny_vqa(tmp_path)), "--image", str(tmp_path / "red.png"),
+                 "--question", question, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and json.loads(out)["known_words"] == known
+    assert ("answers are guesses" in err) == (known == 0)
+
+
+def test_evaluate_names_the_characters_the_model_never_saw(tiny, tmp_path, capsys):
+    from captcha.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    source = sorted((tiny / "data").iterdir())[0]
+    (data / "WXYZ_1.png").write_bytes(source.read_bytes())
+    (data / source.name).write_bytes(source.read_bytes())
+    assert main(["evaluate", str(tiny / "model"), str(data), "--report", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["unknown_characters"] == "WXYZ"
+    assert "never saw" in capsys.readouterr().err
+
+
+def test_labels_with_spaces_are_refused_and_empty_ones_reported(tmp_path, capsys):
+    from captcha.data import load_folder
+
+    for name in ("a.png", "b.png", "_0001.png"):
+        png_claiming(tmp_path / name, 40, 20)
+    (tmp_path / "labels.csv").write_text("a.png,AB12\nb.png,CD 34\n")
+    with pytest.raises(UserError, match="holds a space"):
+        load_folder(tmp_path)
+    (tmp_path / "labels.csv").write_text("a.png,AB12\nb.png,CD34\n")
+    assert [s.label for s in load_folder(tmp_path)] == ["AB12", "CD34"]
+    assert "skipped 1 image(s) with an empty label" in capsys.readouterr().err
+
+
+def test_segment_length_zero_is_refused(tmp_path, capsys):
+    from captcha.cli import main
+
+    png_claiming(tmp_path / "a.png", 40, 20)
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "o.png"),
+                 "--length", "0"]) == 1
+    assert "--length must be at least 1" in one_error_line(capsys, "captcha")
+
+
+def test_generate_force_never_deletes_images_it_did_not_write(tmp_path, capsys):
+    from captcha.cli import main
+
+    out = tmp_path / "g"
+    assert main(["generate", str(out), "--count", "3"]) == 0
+    assert main(["generate", str(out), "--count", "2", "--force"]) == 0
+    assert len(list(out.iterdir())) == 2  # its own images are replaced
+    png_claiming(out / "holiday.png", 40, 20)
+    capsys.readouterr()
+    assert main(["generate", str(out), "--count", "2", "--force"]) == 1
+    assert "did not write (holiday.png" in one_error_line(capsys, "captcha")
+    assert (out / "holiday.png").exists()

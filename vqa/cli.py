@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from recognisers.errors import ArgumentParser, UserError, import_keras, run_cli
+from recognisers.errors import ArgumentParser, UserError, import_keras, note, run_cli
 
 DATASETS = ("easy-vqa", "vqa2", "jsonl")
 
@@ -185,9 +185,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UserError("--top must be at least 1")
     model = VQAModel.load(args.model_dir)
     answers = model.predict(args.image, args.question, top=args.top)
+    known = model.questions.known_words(args.question)
+    if not known:
+        note("no word of the question is in the model's vocabulary: the answers are guesses")
     if args.json:
         print(json.dumps({"answers": [{"answer": a, "probability": round(p, 6)}
-                                      for a, p in answers]}))
+                                      for a, p in answers], "known_words": known}))
     else:
         for answer, prob in answers:
             print(f"{answer}\t{prob:.3f}")
