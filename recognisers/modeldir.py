@@ -117,8 +117,8 @@ def clean_stale(out: Path, log: Callable[[str], None]) -> None:
             continue
         try:
             os.close(lock_dir(path))
-        except BlockingIOError:
-            continue  # a live run is using it
+        except OSError:
+            continue  # a live run is using it (or it is not ours to open)
         if match.group(1) == ".old" and not out.exists() and model_kind(path):
             os.rename(path, out)
             log(f"restored {out} from {path.name}, left by an interrupted replace")
