@@ -46,7 +46,7 @@ def main() -> int:
     for seed in args.seeds:
         model_dir = out / f"seed{seed}"
         started = time.perf_counter()
-        with staged_model_dir(model_dir, force=True) as workdir:
+        with staged_model_dir(model_dir, kind="vqa", force=True) as workdir:
             model = train(train_set, workdir, TrainSettings(epochs=args.epochs, seed=seed))
             model.save(workdir)
         wall = time.perf_counter() - started

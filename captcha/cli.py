@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from recognisers.errors import UserError, quiet_tensorflow, run_cli
+from recognisers.errors import ArgumentParser, UserError, note, quiet_tensorflow, run_cli
+from recognisers.paths import check_output_dir, check_output_file
 
 PROG = "captcha"
 
@@ -17,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from captcha.data import CASES
     from captcha.synth import DEFAULT_CHARSET, STYLES
 
-    parser = argparse.ArgumentParser(prog=PROG, description="Read CAPTCHAs: OpenCV segmentation + a Keras glyph CNN.")
+    parser = ArgumentParser(prog=PROG, description="Read CAPTCHAs: OpenCV segmentation + a Keras glyph CNN.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("generate", help="write labelled CAPTCHAs made by the built-in generator")
@@ -67,17 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from captcha.data import IMAGE_SUFFIXES
-    from captcha.synth import generate
+    from captcha.synth import GENERATED_NAME, generate
 
     if args.count < 1 or args.length < 1:
         raise UserError("--count and --length must be at least 1")
     if not args.charset or set(args.charset) & set("_/\\.: \t\n"):
         raise UserError("--charset must be non-empty and free of '_', '/', '\\', '.', ':' and spaces")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"{args.out} exists and is not a folder")
+    check_output_dir(args.out, "OUT")
     old = [p for p in args.out.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES] if args.out.is_dir() else []
     if old and not args.force:
         raise UserError(f"{args.out} already holds images; pass --force to replace them")
+    foreign = [p.name for p in old if not GENERATED_NAME.fullmatch(p.name)]
+    if foreign:  # --force replaces what generate wrote, never a user's own images
+        raise UserError(f"{args.out} holds images generate did not write ({foreign[0]}, ...); "
+                        "choose another folder")
     for path in old:
         path.unlink()
     paths = generate(args.out, args.count, args.length, args.charset, args.style, args.seed)
@@ -124,10 +128,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from recognisers.modeldir import write_json
     from recognisers.tables import print_table
 
+    worst = args.worst or args.report.with_suffix(".worst.png")
+    check_output_file(args.report, "--report")
+    check_output_file(worst, "--worst")
     solver = CaptchaSolver.load(args.model_dir)
     samples = load_folder(args.data_dir, args.case or solver.case)
     report = evaluate(solver, samples, args.case)
-    worst = args.worst or args.report.with_suffix(".worst.png")
+    if report["unknown_characters"]:
+        note(f"the labels hold characters the model never saw, which it cannot read: "
+             f"{report['unknown_characters']!r}")
     worst_cases(report, samples, worst)
     report = {k: v for k, v in report.items() if not k.startswith("_")}
     report.update(dataset=str(args.data_dir), model_dir=str(args.model_dir), worst_cases_png=str(worst),
@@ -146,6 +155,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from captcha.data import read_image
     from captcha.segment import SegmentSettings, draw_boxes, segment
 
+    check_output_file(args.out, "--out")
+    if args.length is not None and args.length < 1:
+        raise UserError("--length must be at least 1")
     gray = read_image(args.image)
     if args.model:
         from recognisers.modeldir import read_meta
@@ -155,7 +167,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         settings, lengths = CaptchaSolver.settings_from_meta(meta, args.model)
     else:
         settings, lengths = SegmentSettings(0.5 * gray.shape[0], args.line_kernel), None
-    seg = segment(gray, settings, [args.length] if args.length else lengths)
+    seg = segment(gray, settings, [args.length] if args.length is not None else lengths)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
         written = cv2.imwrite(str(args.out), draw_boxes(gray, seg.boxes))

@@ -15,11 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from recognisers.errors import UserError
+from recognisers.errors import UserError, note
+from recognisers.images import on_white, open_image, read_header
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 CASES = ("upper", "lower", "keep")
 LABELS_CSV = "labels.csv"
+MAX_SIDE = 1024  # CAPTCHAs are small: a longer side beyond this is shrunk before segmentation
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,13 @@ def label_from_name(path: Path) -> str:
 
 
 def read_labels_csv(path: Path) -> dict[str, str]:
-    """``filename,label`` rows (a header row is allowed) -> {file name: label}."""
+    """``filename,label`` rows (a header row is allowed) -> {file name: label}.
+
+    Read as ``utf-8-sig``: spreadsheet programs start the file with a byte-order mark, which
+    would otherwise stick to the first file name and lose that row's label.
+    """
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = [row for row in csv.reader(fh) if row]
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
@@ -67,39 +73,48 @@ def load_folder(folder: str | os.PathLike, case: str = "keep") -> list[Sample]:
     if not files:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     overrides = read_labels_csv(folder / LABELS_CSV) if (folder / LABELS_CSV).is_file() else {}
-    samples = []
+    samples, unlabelled = [], []
     for path in files:
-        label = overrides.get(path.name, label_from_name(path))
-        label = apply_case(label.strip(), case)
+        label = apply_case(overrides.get(path.name, label_from_name(path)).strip(), case)
+        if any(c.isspace() for c in label):
+            raise UserError(f"{folder / path.name}: the label {label!r} holds a space; a glyph "
+                            f"cannot be one (fix the name or {LABELS_CSV})")
         if label:
             samples.append(Sample(path, label))
+        else:
+            unlabelled.append(path.name)
+    if unlabelled and samples:
+        note(f"skipped {len(unlabelled)} image(s) with an empty label in {folder} "
+             f"(first: {unlabelled[0]})")
     if not samples:
         raise UserError(f"no usable labels in {folder} (name files LABEL.png or add {LABELS_CSV})")
     return samples
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """A grey-level uint8 image from a file; a missing, empty or non-image file is a UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    """A grey-level uint8 image from a file, shrunk to at most ``MAX_SIDE``; bad files are UserErrors.
+
+    The header is checked first (pixel limit, see :mod:`recognisers.images`). Opaque PNGs and
+    whole JPEGs are decoded by OpenCV (fast); everything else (transparency, other formats,
+    a JPEG that may be truncated) by Pillow, which composites onto white and refuses
+    truncated data.
+    """
+    header = read_header(path)
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if header.plain else None
     if image is None:
-        if path.stat().st_size == 0:
-            raise UserError(f"empty file: {path}")
-        image = read_with_pillow(path)
-    return image
+        with open_image(path) as img:
+            image = np.asarray(on_white(img).convert("L"))
+    return shrink(image)
 
 
-def read_with_pillow(path: Path) -> np.ndarray:
-    """Fallback for formats OpenCV does not decode (GIF); corrupt files end as a UserError."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L"))
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise UserError(f"not a readable image: {path}") from None
+def shrink(gray: np.ndarray) -> np.ndarray:
+    """Scale an image whose longer side exceeds ``MAX_SIDE`` down to it (bounded segmentation work)."""
+    side = max(gray.shape[:2])
+    if side <= MAX_SIDE:
+        return gray
+    scale = MAX_SIDE / side
+    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -115,7 +130,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8:
         scale = 255.0 if image.dtype.kind == "f" and image.max() <= 1.0 else 1.0
         image = np.clip(image * scale, 0, 255).astype(np.uint8)
-    return image
+    return shrink(image)
 
 
 def split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

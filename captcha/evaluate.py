@@ -16,22 +16,25 @@ from captcha.data import Sample, apply_case, read_image
 from captcha.segment import draw_boxes
 from captcha.solver import CaptchaSolver, Reading
 from recognisers.errors import UserError
+from recognisers.images import UnreadableImage
 from recognisers.training import save_figure
 
 
-def read_all(solver: CaptchaSolver, samples: list[Sample]) -> tuple[list[Reading | None], float]:
-    """Read every sample (files included in the timing); unreadable or blank ones give None."""
+def read_all(solver: CaptchaSolver, samples: list[Sample]) -> tuple[list[Reading | UserError], float]:
+    """Read every sample (files included in the timing); an unreadable or blank one gives its error."""
     started = time.perf_counter()
     results = solver.read_each([sample.path for sample in samples])
-    readings = [None if isinstance(r, UserError) else r for r in results]
-    return readings, time.perf_counter() - started
+    return results, time.perf_counter() - started
 
 
 def evaluate(solver: CaptchaSolver, samples: list[Sample], case: str | None = None) -> dict:
     """The report: counts, accuracies, failure rate, speed, per-character accuracy, confusions."""
     case = case or solver.case
-    readings, seconds = read_all(solver, samples)
+    results, seconds = read_all(solver, samples)
+    readings = [None if isinstance(r, UserError) else r for r in results]
+    unreadable = [s.path.name for s, r in zip(samples, results) if isinstance(r, UnreadableImage)]
     labels = [apply_case(s.label, case) for s in samples]
+    known = apply_case(solver.charset, case)  # labels with other characters cannot be read
     texts = [apply_case(r.text, case) if r else "" for r in readings]
     per_char: dict[str, list[int]] = {}
     confusions: Counter = Counter()
@@ -44,6 +47,9 @@ def evaluate(solver: CaptchaSolver, samples: list[Sample], case: str | None = No
     n_chars = sum(len(label) for label in labels)
     return {
         "count": len(samples),
+        "unknown_characters": "".join(sorted(set("".join(labels)) - set(known))),
+        "unreadable": len(unreadable),  # files that are not images (blank images are read as "")
+        "unreadable_files": unreadable[:20],
         "sequence_accuracy": float(np.mean([t == label for t, label in zip(texts, labels)])),
         "char_accuracy": sum(sum(v) for v in per_char.values()) / max(1, n_chars),
         "segmentation_failure_rate": float(np.mean([r is None or len(r.text) != len(label)
@@ -74,7 +80,10 @@ def worst_cases(report: dict, samples: list[Sample], png: Path, limit: int = 12)
     fig, axes = plt.subplots(len(wrong), 1, figsize=(4, 1.1 * len(wrong)), squeeze=False)
     for ax, i in zip(axes[:, 0], wrong):
         reading = readings[i]
-        gray = read_image(samples[i].path)
+        try:
+            gray = read_image(samples[i].path)
+        except UserError:
+            gray = np.full((20, 80), 255, np.uint8)  # an unreadable file: a blank tile
         ax.imshow(draw_boxes(gray, reading.boxes if reading else [], reading.text if reading else None)[:, :, ::-1])
         text = reading.text if reading else "(unreadable)"
         ax.set_title(f"read {text!r}  true {samples[i].label!r}", fontsize=8)

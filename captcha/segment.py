@@ -20,6 +20,7 @@ from recognisers.errors import UserError
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 MIN_CONTRAST = 40  # grey levels between ink and background below which an image has no ink
+LATTICES = ("shape", "even")  # where recognition may cut (see recognise.py)
 CONTEXT_DIM = 0.4  # context pixels beside a glyph reach the CNN at this fraction of their ink
 
 
@@ -36,6 +37,15 @@ class SegmentSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def problem(self) -> str:
+        """What makes these settings unusable (a hand-edited meta.json), or "" when none."""
+        if not (self.glyph_width > 0 and self.line_kernel >= 0 and self.min_area >= 0
+                and self.context >= 0 and self.glyph_size >= 4):
+            return "segmentation sizes must be positive (glyph_size at least 4)"
+        if self.lattice not in LATTICES:
+            return f"segmentation.lattice must be one of {', '.join(LATTICES)}"
+        return ""
 
 
 @dataclass

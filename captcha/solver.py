@@ -9,17 +9,19 @@ one more call. Training lives in :mod:`captcha.train`, measuring in :mod:`captch
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Union
 
 import numpy as np
 
-from captcha.data import read_image, to_gray
+from captcha.data import CASES, read_image, to_gray
 from captcha.model import classify
 from captcha.recognise import best_path, lattice_crops, lattice_for
 from captcha.segment import Box, Segmentation, SegmentSettings, crop, segment
 from recognisers.errors import UserError, import_keras
+from recognisers.metafields import dataclass_from_meta, typed_field
 from recognisers.modeldir import read_meta, write_meta
 
 KIND = "captcha"
@@ -162,21 +164,43 @@ class CaptchaSolver:
     @staticmethod
     def settings_from_meta(meta: dict, model_dir: str | os.PathLike) -> tuple[SegmentSettings, list[int]]:
         """Segmentation settings and allowed lengths of a model; a damaged meta.json is a UserError."""
-        try:
-            return SegmentSettings(**meta["segmentation"]), list(meta["lengths"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"{model_dir}/meta.json is damaged: {exc}") from None
+        where = f"{model_dir}/meta.json"
+        settings = dataclass_from_meta(SegmentSettings, typed_field(meta, "segmentation", dict, where),
+                                       where, "segmentation.")
+        lengths = typed_field(meta, "lengths", list[int], where)
+        problem = settings.problem() or ("" if lengths and min(lengths) >= 1
+                                         else "lengths must be positive integers")
+        if problem:
+            raise UserError(f"{where} is damaged: {problem}")
+        return settings, lengths
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike) -> "CaptchaSolver":
         """Load a model directory written by ``captcha train``; a wrong one is a UserError."""
         meta = read_meta(model_dir, KIND, FORMAT_VERSION)
+        where = f"{model_dir}/meta.json"
         settings, lengths = cls.settings_from_meta(meta, model_dir)
+        charset, case = typed_field(meta, "charset", str, where), typed_field(meta, "case", str, where)
+        model_file = typed_field(meta, "model_file", str, where) if "model_file" in meta else MODEL_FILE
+        if not charset or len(set(charset)) != len(charset) or case not in CASES \
+                or Path(model_file).name != model_file:
+            raise UserError(f"{where} is damaged: charset, case or model_file is not valid")
+        path = Path(model_dir) / model_file
+        if not path.is_file():
+            raise UserError(f"{model_dir} is incomplete: {model_file} is missing")
+        if not zipfile.is_zipfile(path):  # Keras would say "File not found" for a cut file
+            raise UserError(f"cannot load the model in {model_dir}: {model_file} is damaged or "
+                            "truncated (not a .keras archive)")
         keras = import_keras()
-        path = Path(model_dir) / meta.get("model_file", MODEL_FILE)
         try:
             model = keras.saving.load_model(path, compile=False)
-            return cls(model, meta["charset"], lengths, settings, meta["case"], meta.get("training"))
         except Exception as exc:  # noqa: BLE001  a damaged file can fail in many ways inside Keras
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"cannot load the model in {model_dir}: {first_line}") from None
+        expected = ((None, settings.glyph_size, settings.glyph_size, 1), (None, len(charset) + 1))
+        if (tuple(model.input_shape), tuple(model.output_shape)) != expected:
+            raise UserError(f"{where} does not fit {model_file}: the network reads "
+                            f"{model.input_shape} and has {model.output_shape[-1]} classes; "
+                            f"meta.json says {settings.glyph_size}-pixel glyphs and "
+                            f"{len(charset)} characters + 1 junk class")
+        return cls(model, charset, lengths, settings, case, meta.get("training"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -118,6 +119,9 @@ def add_noise(image: Image.Image, rng: np.random.Generator, ink: tuple) -> None:
 def random_text(length: int, charset: str, rng: np.random.Generator) -> str:
     """``length`` characters drawn uniformly from ``charset``."""
     return "".join(charset[i] for i in rng.integers(len(charset), size=length))
+
+
+GENERATED_NAME = re.compile(r"[^_/\\.:\s]+_\d{5,}\.png")  # what generate() names its files
 
 
 def generate(out: Path, count: int, length: int, charset: str = DEFAULT_CHARSET,

@@ -24,7 +24,7 @@ from captcha.data import Sample, read_image
 from captcha.model import build_model, classify, fit
 from captcha.recognise import Lattice, best_path, lattice_crops, lattice_for
 from captcha.segment import Box, Segmentation, SegmentSettings, crop, ink_map, ink_mask, segment
-from captcha.solver import CaptchaSolver
+from captcha.solver import KIND, CaptchaSolver
 from recognisers.errors import UserError, import_keras
 from recognisers.modeldir import staged_model_dir
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
@@ -151,7 +151,7 @@ def train(samples: list[Sample], out: str | Path, epochs: int = 15, seed: int = 
           line_kernel: int | None = None, width: int = 16, log: Callable[[str], None] = print,
           verbose: int = 2) -> CaptchaSolver:
     """Train a solver on labelled samples and save it atomically to ``out``."""
-    with staged_model_dir(out, force=force) as tmp:
+    with staged_model_dir(out, kind=KIND, force=force) as tmp:
         started = time.perf_counter()
         import_keras()
         set_seed(seed)

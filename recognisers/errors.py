@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import signal
 import sys
-from typing import Callable, Sequence
+import threading
+from typing import Callable, NoReturn, Sequence
 
 
 class UserError(Exception):
@@ -51,14 +54,54 @@ def import_keras():
     return keras
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the error first: ``prog: error: ...``, then the usage; exit status 2.
+
+    Subcommand parsers are made by the same class, so they follow it too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n{self.format_usage()}")
+
+
+def note(message: str) -> None:
+    """A line on stderr about something done or skipped that the user should know of."""
+    print(f"note: {message}", file=sys.stderr)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so that staging folders are cleaned up."""
+
+
+def raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def run_cli(prog: str, main: Callable[[Sequence[str] | None], int],
             argv: Sequence[str] | None = None) -> int:
-    """Run ``main(argv)``; print a :class:`UserError` (or Ctrl-C) as one line, never a traceback."""
+    """Run ``main(argv)``; print a :class:`UserError`, Ctrl-C or SIGTERM as one line.
+
+    Never a traceback. A closed output pipe (``| head``) ends the command quietly, as it
+    does for Unix tools.
+    """
+    main_thread = threading.current_thread() is threading.main_thread()  # signals need it
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None
     try:
-        return main(argv)
+        code = main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
     except UserError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 128 + signal.SIGPIPE
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

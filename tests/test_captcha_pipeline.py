@@ -58,7 +58,7 @@ def test_tiny_model_reads_far_better_than_chance(model_dir, trained):
 
 def test_save_and_load_give_identical_predictions(model_dir, trained, tmp_path):
     solver = CaptchaSolver.load(model_dir)
-    with staged_model_dir(tmp_path / "copy") as tmp:
+    with staged_model_dir(tmp_path / "copy", kind="captcha") as tmp:
         solver.save_into(tmp)
     again = CaptchaSolver.load(tmp_path / "copy")
     paths = [s.path for s in load_folder(trained / "test")][:20]

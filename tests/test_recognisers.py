@@ -10,7 +10,7 @@ from recognisers.modeldir import read_meta, staged_model_dir, write_json, write_
 
 def test_staged_dir_is_renamed_into_place(tmp_path):
     out = tmp_path / "model"
-    with staged_model_dir(out) as tmp:
+    with staged_model_dir(out, kind="demo") as tmp:
         write_meta(tmp, "demo", 1, {"x": 1})
         assert not out.exists()
     assert read_meta(out, "demo", 1)["x"] == 1
@@ -19,10 +19,10 @@ def test_staged_dir_is_renamed_into_place(tmp_path):
 
 def test_crash_leaves_existing_model_untouched(tmp_path):
     out = tmp_path / "model"
-    with staged_model_dir(out) as tmp:
+    with staged_model_dir(out, kind="demo") as tmp:
         write_meta(tmp, "demo", 1, {"x": 1})
     with pytest.raises(RuntimeError):
-        with staged_model_dir(out, force=True) as tmp:
+        with staged_model_dir(out, kind="demo", force=True) as tmp:
             write_meta(tmp, "demo", 1, {"x": 2})
             raise RuntimeError("crash during training")
     assert read_meta(out, "demo", 1)["x"] == 1
@@ -31,12 +31,12 @@ def test_crash_leaves_existing_model_untouched(tmp_path):
 
 def test_existing_model_needs_force(tmp_path):
     out = tmp_path / "model"
-    with staged_model_dir(out) as tmp:
+    with staged_model_dir(out, kind="demo") as tmp:
         write_meta(tmp, "demo", 1, {"x": 1})
     with pytest.raises(UserError, match="--force"):
-        with staged_model_dir(out):
+        with staged_model_dir(out, kind="demo"):
             pass
-    with staged_model_dir(out, force=True) as tmp:
+    with staged_model_dir(out, kind="demo", force=True) as tmp:
         write_meta(tmp, "demo", 1, {"x": 2})
     assert read_meta(out, "demo", 1)["x"] == 2
 
@@ -45,7 +45,7 @@ def test_non_model_folder_is_never_replaced(tmp_path):
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "cat.jpg").write_bytes(b"x")
     with pytest.raises(UserError, match="not a model directory"):
-        with staged_model_dir(tmp_path / "photos", force=True):
+        with staged_model_dir(tmp_path / "photos", kind="demo", force=True):
             pass
     assert (tmp_path / "photos" / "cat.jpg").exists()
 
@@ -86,7 +86,7 @@ def test_written_files_follow_the_umask(tmp_path):
 
     old = os.umask(0o022)
     try:
-        with staged_model_dir(tmp_path / "model") as tmp:
+        with staged_model_dir(tmp_path / "model", kind="demo") as tmp:
             write_meta(tmp, "demo", 1, {})
         write_json(tmp_path / "r.json", {})
     finally:

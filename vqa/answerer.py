@@ -9,12 +9,14 @@ vocabulary, question vocabulary, encoder and network settings, versions.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from recognisers.errors import UserError
+from recognisers.metafields import dataclass_from_meta, typed_field
 from recognisers.modeldir import read_meta, write_meta
 from vqa.batches import iterate_batches
 from vqa.features import EncoderConfig, build_vgg_encoder, image_table
@@ -60,7 +62,7 @@ class VQAModel:
     def probabilities(self, images: Sequence[ImageLike], questions: Sequence[str],
                       cache_dir: str | os.PathLike | None = None) -> np.ndarray:
         """Answer probabilities, shape ``(n, n_answers)``; repeated images are encoded once."""
-        keys = [str(Path(im).resolve()) if not isinstance(im, np.ndarray) else f"array:{i}"
+        keys = [os.path.realpath(im) if not isinstance(im, np.ndarray) else f"array:{i}"
                 for i, im in enumerate(images)]
         index_of: dict[str, int] = {}
         image_index = np.array([index_of.setdefault(k, len(index_of)) for k in keys], np.int64)
@@ -109,13 +111,7 @@ class VQAModel:
         """Load a model directory; a clear :class:`UserError` if it is missing or foreign."""
         model_dir = Path(model_dir)
         meta = read_meta(model_dir, KIND, FORMAT_VERSION)
-        try:
-            questions = QuestionEncoder.from_json(meta["question_encoder"])
-            encoder_config = EncoderConfig.from_json(meta["image_encoder"])
-            model_config = ModelConfig.from_json(meta["network"])
-            answers = meta["answers"]
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"{model_dir}/meta.json is incomplete (missing {exc})") from None
+        questions, encoder_config, model_config, answers = _configs_from_meta(meta, model_dir)
         network = build_vqa_model(encoder_config, model_config, questions.vocabulary_size,
                                   questions.max_length, len(answers))
         _load_weights(network, model_dir / WEIGHTS_FILE)
@@ -129,6 +125,30 @@ class VQAModel:
                 _load_weights(image_encoder, saved)
         return cls(network, questions, answers, encoder_config, model_config, image_encoder,
                    meta.get("training", {}))
+
+
+def _configs_from_meta(meta: dict, model_dir: Path):
+    """Question encoder, encoder and network configs, answers: every field checked (a UserError)."""
+    where = f"{model_dir}/meta.json"
+    text = typed_field(meta, "question_encoder", dict, where)
+    vocabulary = typed_field(text, "vocabulary", list[str], where, "question_encoder.")
+    max_length = typed_field(text, "max_length", int, where, "question_encoder.")
+    max_tokens = typed_field(text, "max_tokens", int, where, "question_encoder.")
+    encoder_config = dataclass_from_meta(EncoderConfig, typed_field(meta, "image_encoder", dict, where),
+                                         where, "image_encoder.")
+    model_config = dataclass_from_meta(ModelConfig, typed_field(meta, "network", dict, where), where,
+                                       "network.")
+    answers = typed_field(meta, "answers", list[str], where)
+    if (min(max_length, max_tokens, len(answers), *encoder_config.filters, 1) < 1
+            or len(vocabulary) + 2 > max_tokens or not encoder_config.filters):
+        raise UserError(f"{where} is damaged: a size, the answers or the filters are empty or "
+                        "not positive")
+    try:  # the same checks as for training options; the weights file is not needed to load
+        replace(encoder_config, vgg_weights=None).check()
+        model_config.check()
+    except UserError as exc:
+        raise UserError(f"{where} is damaged: {exc}") from None
+    return QuestionEncoder(vocabulary, max_length, max_tokens), encoder_config, model_config, answers
 
 
 def _load_weights(model, path: Path) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from recognisers.errors import UserError, import_keras, run_cli
+from recognisers.errors import ArgumentParser, UserError, import_keras, note, run_cli
 
 DATASETS = ("easy-vqa", "vqa2", "jsonl")
 
@@ -25,7 +25,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vqa", description="Visual question answering: VGG "
+    parser = ArgumentParser(prog="vqa", description="Visual question answering: VGG "
                                      "image features + LSTM question encoder.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -120,11 +120,12 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
 def cmd_train(args: argparse.Namespace) -> int:
     from recognisers.modeldir import check_writable_target, staged_model_dir
     from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history
+    from vqa.answerer import KIND
     from vqa.features import EncoderConfig
     from vqa.model import ModelConfig
     from vqa.trainer import TrainSettings, train
 
-    check_writable_target(Path(args.out), args.force)
+    check_writable_target(Path(args.out), args.force, KIND)
     weights = None if args.vgg_weights.lower() == "none" else args.vgg_weights
     default_size = 64 if args.image_encoder == "compact" else 224
     settings = TrainSettings(
@@ -138,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings.encoder.check()
     settings.network.check()
     dataset = read_dataset(args)
-    with staged_model_dir(args.out, force=args.force) as workdir:
+    with staged_model_dir(args.out, kind=KIND, force=args.force) as workdir:
         model = train(dataset, workdir, settings)
         model.save(workdir)
         plot_history(workdir / HISTORY_CSV, workdir / HISTORY_PNG, f"vqa: {dataset.name}")
@@ -151,19 +152,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recognisers.modeldir import write_json
+    from recognisers.paths import check_output_file
     from recognisers.tables import print_table
     from vqa.answerer import VQAModel
     from vqa.evaluation import evaluate, plot_confusion, report_rows
     from vqa.features import default_cache_dir
 
+    report_path = Path(args.report)
+    confusion = Path(args.confusion) if args.confusion else report_path.with_suffix(
+        ".confusion.png")
+    check_output_file(report_path, "--report")
+    check_output_file(confusion, "--confusion")
     model = VQAModel.load(args.model_dir)
     dataset = read_dataset(args)
     # only a frozen VGG encoder uses the cache; the compact CNN ignores it
     report, predictions = evaluate(model, dataset, args.model_dir,
                                    args.cache_dir or default_cache_dir())
-    report_path = Path(args.report)
-    confusion = Path(args.confusion) if args.confusion else report_path.with_suffix(
-        ".confusion.png")
     report["confusion_png"] = str(confusion)
     plot_confusion(dataset.answers, predictions, confusion, f"vqa: {dataset.name}")
     write_json(report_path, report)
@@ -181,9 +185,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UserError("--top must be at least 1")
     model = VQAModel.load(args.model_dir)
     answers = model.predict(args.image, args.question, top=args.top)
+    known = model.questions.known_words(args.question)
+    if not known:
+        note("no word of the question is in the model's vocabulary: the answers are guesses")
     if args.json:
         print(json.dumps({"answers": [{"answer": a, "probability": round(p, 6)}
-                                      for a, p in answers]}))
+                                      for a, p in answers], "known_words": known}))
     else:
         for answer, prob in answers:
             print(f"{answer}\t{prob:.3f}")

@@ -8,16 +8,13 @@ in (``draft`` lets JPEG decode at a fraction of full size); what cannot be read 
 from __future__ import annotations
 
 import os
-import warnings
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from recognisers.errors import UserError
-
-MAX_PIXELS = 40_000 * 40_000
+from recognisers.images import on_white, open_image, read_header
 
 
 def load_image(source: str | os.PathLike | Image.Image | np.ndarray, size: int) -> np.ndarray:
@@ -26,25 +23,10 @@ def load_image(source: str | os.PathLike | Image.Image | np.ndarray, size: int) 
         source = _from_array(source)
     if isinstance(source, Image.Image):
         return _to_rgb_array(source, size)
-    path = Path(source)
-    if not path.is_file():
-        raise UserError(f"image not found: {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            old_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
-            try:
-                with Image.open(path) as img:
-                    img.draft("RGB", (size, size))
-                    return _to_rgb_array(img, size)
-            finally:
-                Image.MAX_IMAGE_PIXELS = old_limit
-    except UnidentifiedImageError:
-        raise UserError(f"not an image (or an unsupported format): {path}") from None
-    except Image.DecompressionBombError:
-        raise UserError(f"image too large (over {MAX_PIXELS:,} pixels): {path}") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise UserError(f"cannot read image {path}: {exc}") from None
+    read_header(source)  # exists, is an image, within the pixel limit: before decoding
+    with open_image(source) as img:
+        img.draft("RGB", (size, size))
+        return _to_rgb_array(img, size)
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
@@ -62,15 +44,7 @@ def _from_array(array: np.ndarray) -> Image.Image:
 
 def _to_rgb_array(img: Image.Image, size: int) -> np.ndarray:
     """Convert any mode to RGB (alpha composited on white) and resize to ``size`` square."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, img)
-    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
-        arr = np.asarray(img, dtype=np.float32)
-        top = float(arr.max()) or 1.0
-        img = Image.fromarray((arr * (255.0 / top)).astype(np.uint8))
-    img = img.convert("RGB")
+    img = on_white(img).convert("RGB")
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(img, dtype=np.uint8)

@@ -55,6 +55,10 @@ class QuestionEncoder:
                 raise UserError("empty question")
         return np.asarray(self.layer(np.asarray(list(questions), dtype=object)), np.int32)
 
+    def known_words(self, question: str) -> int:
+        """How many words of ``question`` are in the vocabulary (0: the answer is a guess)."""
+        return int(np.count_nonzero(self([question])[0] > 1))  # 0 is padding, 1 unknown
+
     def to_json(self) -> dict:
         return {"vocabulary": self.vocabulary, "max_length": self.max_length,
                 "max_tokens": self.max_tokens}
