@@ -6,3 +6,37 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+CAPTCHA_CHARSET = "ABCDEFGH23"
+
+
+@pytest.fixture(scope="session")
+def captcha_data(tmp_path_factory):
+    """Generated CAPTCHAs (4 glyphs of CAPTCHA_CHARSET): ``train`` (400) and ``test`` (60)."""
+    from captcha.cli import main
+
+    root = tmp_path_factory.mktemp("captcha")
+    common = ["--length", "4", "--charset", CAPTCHA_CHARSET]
+    assert main(["generate", str(root / "train"), "--count", "400", *common, "--seed", "1"]) == 0
+    assert main(["generate", str(root / "test"), "--count", "60", *common, "--seed", "2"]) == 0
+    return root
+
+
+@pytest.fixture(scope="session")
+def captcha_model_dir(captcha_data):
+    """A tiny CAPTCHA model trained once per session on ``captcha_data/train`` (a few seconds)."""
+    from captcha.cli import main
+
+    assert main(["train", str(captcha_data / "train"), "--out", str(captcha_data / "model"),
+                 "--epochs", "4", "--seed", "0", "--quiet"]) == 0
+    return captcha_data / "model"
+
+
+@pytest.fixture(scope="session")
+def vqa_model_dir(tmp_path_factory):
+    """The tiny shapes VQA model of test_vqa_shapes (trained once per session, shared)."""
+    from test_vqa_shapes import tiny_model
+
+    return tiny_model(tmp_path_factory)
