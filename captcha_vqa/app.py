@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from captcha_vqa.batching import MicroBatcher
-from captcha_vqa.config import API_KEY_HEADER, ServeConfig, api_key
+from captcha_vqa.config import API_KEY_ENV, API_KEY_HEADER, ServeConfig, api_key
 from captcha_vqa.models import Loaded, reader_name
 from captcha_vqa.schemas import (CAPTCHA_BODY, VQA_BODY, CaptchaJson, CaptchaResponse, ErrorBody,
                                  Health, ModelsResponse, VQAJson, VQAResponse)
@@ -69,13 +69,7 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_error_handlers(app)
-    key = api_key()
-    guard = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
-                         description="required when the server sets CAPTCHA_VQA_API_KEY")
-
-    def check_key(given: str | None = Depends(guard)) -> None:
-        if key and not hmac.compare_digest((given or "").encode(), key.encode()):
-            raise ApiError(401, f"a valid {API_KEY_HEADER} header is required")
+    auth, auth_errors = key_check(api_key())
 
     def batcher(name: str) -> MicroBatcher:
         if name not in batchers:
@@ -101,16 +95,16 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
             return JSONResponse({"detail": "starting: no model is ready yet"}, 503)
         return health
 
-    @app.get("/v1/models", response_model=ModelsResponse, dependencies=[Depends(check_key)],
-             responses=errors(401))
+    @app.get("/v1/models", response_model=ModelsResponse, dependencies=auth,
+             responses=errors(*auth_errors))
     def models() -> ModelsResponse:
         """What is loaded: kind, format version, charset and lengths or answer vocabulary size,
         the training summary from meta.json."""
         return ModelsResponse(captcha=loaded.captcha_info, vqa=loaded.vqa_info)
 
     @app.post("/v1/captcha/read", response_model=CaptchaResponse,
-              dependencies=[Depends(check_key)], openapi_extra={"requestBody": CAPTCHA_BODY},
-              responses=errors(400, 401, 413, 415, 422, 503))
+              dependencies=auth, openapi_extra={"requestBody": CAPTCHA_BODY},
+              responses=errors(400, *auth_errors, 413, 415, 422, 503))
     async def captcha_read(request: Request) -> CaptchaResponse:
         """Read one or many CAPTCHAs: multipart files named ``image`` (repeatable) or JSON
         ``{"images": [base64 or data URI, ...]}``; up to 64 per request."""
@@ -130,9 +124,9 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
         return CaptchaResponse(results=[captcha_result(r, i, loaded.captcha, ms)
                                         for i, r in enumerate(readings)])
 
-    @app.post("/v1/vqa/answer", response_model=VQAResponse, dependencies=[Depends(check_key)],
+    @app.post("/v1/vqa/answer", response_model=VQAResponse, dependencies=auth,
               openapi_extra={"requestBody": VQA_BODY},
-              responses=errors(400, 401, 413, 415, 422, 503))
+              responses=errors(400, *auth_errors, 413, 415, 422, 503))
     async def vqa_answer(request: Request) -> VQAResponse:
         """Answer questions about one image: multipart ``image`` + one or more ``question`` and
         an optional ``top``, or JSON ``{"image": ..., "questions": [...], "top": 3}``."""
@@ -146,6 +140,23 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
             for q, best in zip(questions, answers)])
 
     return app
+
+
+def key_check(key: str | None) -> tuple[list, tuple[int, ...]]:
+    """The dependency that checks the API key, and the error it adds, when a key is set.
+
+    Without a key the schema declares no security at all: it describes the running server.
+    """
+    if not key:
+        return [], ()
+    header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
+                          description=f"required because the server sets {API_KEY_ENV}")
+
+    def check_key(given: str | None = Depends(header)) -> None:
+        if not hmac.compare_digest((given or "").encode(), key.encode()):
+            raise ApiError(401, f"a valid {API_KEY_HEADER} header is required")
+
+    return [Depends(check_key)], (401,)
 
 
 def validated(model: type[BaseModel], data: dict) -> Any:

@@ -40,3 +40,48 @@ def vqa_model_dir(tmp_path_factory):
     from test_vqa_shapes import tiny_model
 
     return tiny_model(tmp_path_factory)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(captcha_model_dir, vqa_model_dir, tmp_path_factory):
+    """`python -m captcha_vqa serve` on both tiny models, as a user starts it; yields its URL."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    root = Path(__file__).resolve().parents[1]
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    env.pop("CAPTCHA_VQA_API_KEY", None)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "captcha_vqa", "serve", "--captcha",
+                                 str(captcha_model_dir), "--vqa", str(vqa_model_dir), "--port",
+                                 str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "server did not start: " + log.read_text()
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

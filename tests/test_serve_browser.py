@@ -1,4 +1,4 @@
-"""The real thing: `python -m captcha_vqa serve` in a subprocess, driven by headless Chromium.
+"""The real thing: `python -m captcha_vqa serve` (tests/conftest.py) driven by headless Chromium.
 
 Needs Debian's ``chromium`` (``.ci/run`` installs it) and Playwright for Python (its driver
 ships in the wheel; no browser download). Without chromium the test skips with the reason,
@@ -8,11 +8,6 @@ except under CI=true, where it fails: CI must run it.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -25,7 +20,6 @@ from test_vqa_shapes import COLOURS, draw_shape
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def need_browser():
@@ -43,54 +37,20 @@ def need_browser():
     pytest.skip(missing)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(captcha_model_dir, vqa_model_dir, tmp_path_factory):
-    """The server as a user starts it; yields its base URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    env.pop("CAPTCHA_VQA_API_KEY", None)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "captcha_vqa", "serve", "--captcha",
-                                 str(captcha_model_dir), "--vqa", str(vqa_model_dir), "--port",
-                                 str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not start: " + log.read_text()
-            time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def page(server):
+def page(live_server):
     sync_playwright = need_browser()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 390, "height": 900})  # a phone's width
-        page.goto(server)
+        page.goto(live_server)
         yield page
         browser.close()
 
 
-def test_page_reads_a_captcha_answers_a_question_and_shows_errors(page, server, captcha_data,
+def test_page_reads_a_captcha_answers_a_question_and_shows_errors(page, live_server, captcha_data,
                                                                   tmp_path):
+    server = live_server
     from playwright.sync_api import expect
 
     expect(page.locator("#status")).to_have_text("models loaded: captcha and vqa")
