@@ -91,6 +91,7 @@ def test_page_reads_a_captcha_answers_a_question_and_shows_errors(page, live_ser
     page.click("#vqa-ask")
     expect(page.locator("#vqa-answers li")).to_have_count(3)
     expect(page.locator("#vqa-answers li .label").first).to_have_text(best)
+    assert page.locator("#vqa-answers li .fill").first.bounding_box()["width"] > 0  # a real bar
 
     # a sample is one click away
     page.click("#captcha-samples button >> nth=0")
