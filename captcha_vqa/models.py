@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from captcha.solver import FORMAT_VERSION as CAPTCHA_FORMAT, KIND as CAPTCHA_KIND, CaptchaSolver
 from recognisers.modeldir import read_meta
 from vqa.answerer import FORMAT_VERSION as VQA_FORMAT, KIND as VQA_KIND, VQAModel
@@ -43,7 +45,16 @@ class Loaded:
         if vqa_dir:
             loaded.vqa = VQAModel.load(vqa_dir)
             loaded.vqa_info = describe_vqa(loaded.vqa, vqa_dir)
+        loaded.warm_up()
         return loaded
+
+    def warm_up(self) -> None:
+        """One call of each model on a blank image, so the first user does not wait for tracing."""
+        blank = np.full((64, 64, 3), 255, np.uint8)
+        if self.captcha is not None:
+            self.captcha.read_each([blank])  # a blank image reads as an error in place: fine
+        if self.vqa is not None:
+            self.vqa.predict_batch([blank], ["what is this?"])
 
 
 def describe_captcha(model, model_dir: str | os.PathLike) -> dict:
