@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 GEN    := data/generated
 RUNS   := runs/demo
 
-.PHONY: install demo demo-captcha demo-vqa test bench clean
+.PHONY: install demo demo-captcha demo-vqa test bench bench-serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: demo-captcha demo-vqa
+	@echo
+	@echo "Serve both demo models (web page, JSON API, API docs at /docs):"
+	@echo "  $(BIN)/captcha-vqa serve --captcha $(RUNS)/captcha --vqa $(RUNS)/vqa"
+	@echo "  then open http://127.0.0.1:8000/"
 
 demo-captcha: $(STAMP)
 	$(BIN)/captcha generate $(GEN)/captcha-train --count 1500 --length 4 --style noisy --seed 1 --force
@@ -37,6 +41,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/captcha_bench.py
 	$(BIN)/python bench/captcha_v2_splits.py
 	$(BIN)/python bench/vqa_bench.py
+
+bench-serve: $(STAMP)   # the server under load, on the models of `make demo`
+	$(BIN)/python bench/serve_bench.py --captcha $(RUNS)/captcha --vqa $(RUNS)/vqa
 
 clean:
 	rm -rf $(GEN) runs .pytest_cache

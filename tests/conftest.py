@@ -6,3 +6,82 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+CAPTCHA_CHARSET = "ABCDEFGH23"
+
+
+@pytest.fixture(scope="session")
+def captcha_data(tmp_path_factory):
+    """Generated CAPTCHAs (4 glyphs of CAPTCHA_CHARSET): ``train`` (400) and ``test`` (60)."""
+    from captcha.cli import main
+
+    root = tmp_path_factory.mktemp("captcha")
+    common = ["--length", "4", "--charset", CAPTCHA_CHARSET]
+    assert main(["generate", str(root / "train"), "--count", "400", *common, "--seed", "1"]) == 0
+    assert main(["generate", str(root / "test"), "--count", "60", *common, "--seed", "2"]) == 0
+    return root
+
+
+@pytest.fixture(scope="session")
+def captcha_model_dir(captcha_data):
+    """A tiny CAPTCHA model trained once per session on ``captcha_data/train`` (a few seconds)."""
+    from captcha.cli import main
+
+    assert main(["train", str(captcha_data / "train"), "--out", str(captcha_data / "model"),
+                 "--epochs", "4", "--seed", "0", "--quiet"]) == 0
+    return captcha_data / "model"
+
+
+@pytest.fixture(scope="session")
+def vqa_model_dir(tmp_path_factory):
+    """The tiny shapes VQA model of test_vqa_shapes (trained once per session, shared)."""
+    from test_vqa_shapes import tiny_model
+
+    return tiny_model(tmp_path_factory)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(captcha_model_dir, vqa_model_dir, tmp_path_factory):
+    """`python -m captcha_vqa serve` on both tiny models, as a user starts it; yields its URL."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    root = Path(__file__).resolve().parents[1]
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    env.pop("CAPTCHA_VQA_API_KEY", None)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "captcha_vqa", "serve", "--captcha",
+                                 str(captcha_model_dir), "--vqa", str(vqa_model_dir), "--port",
+                                 str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "server did not start: " + log.read_text()
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

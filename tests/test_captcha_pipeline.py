@@ -12,7 +12,7 @@ from captcha.data import load_folder
 from captcha.evaluate import evaluate
 from recognisers.modeldir import staged_model_dir
 
-CHARSET = "ABCDEFGH23"
+from conftest import CAPTCHA_CHARSET as CHARSET
 
 
 def run(capsys, *argv):
@@ -21,24 +21,16 @@ def run(capsys, *argv):
     return code, out, err
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Generate train/test sets and train a tiny model once for the whole module."""
-    root = tmp_path_factory.mktemp("captcha")
-    code = main(["generate", str(root / "train"), "--count", "400", "--length", "4", "--charset", CHARSET,
-                 "--seed", "1"])
-    code += main(["generate", str(root / "test"), "--count", "60", "--length", "4", "--charset", CHARSET,
-                  "--seed", "2"])
-    assert code == 0
-    return root
+@pytest.fixture()
+def trained(captcha_data):
+    """Train/test sets generated once per session (tests/conftest.py)."""
+    return captcha_data
 
 
-@pytest.fixture(scope="module")
-def model_dir(trained):
-    code = main(["train", str(trained / "train"), "--out", str(trained / "model"), "--epochs", "4",
-                 "--seed", "0", "--quiet"])
-    assert code == 0
-    return trained / "model"
+@pytest.fixture()
+def model_dir(captcha_model_dir):
+    """The tiny model trained once per session (tests/conftest.py), shared with the server tests."""
+    return captcha_model_dir
 
 
 def test_model_directory_is_complete(model_dir):

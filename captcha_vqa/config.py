@@ -1,0 +1,49 @@
+"""Every default of the server in one frozen dataclass: the CLI and the tests take them from here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+API_KEY_ENV = "CAPTCHA_VQA_API_KEY"  # when set, /v1/* requires it in the API_KEY_HEADER
+API_KEY_HEADER = "X-API-Key"
+CONFIG_ENV = "CAPTCHA_VQA_SERVE_CONFIG"  # how `--workers N` hands the config to each worker
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Models to load, where to listen, and the limits every request is held to."""
+
+    captcha_dir: str | None = None
+    vqa_dir: str | None = None
+    host: str = "127.0.0.1"            # loopback unless told otherwise
+    port: int = 8000
+    workers: int = 1                   # processes; each loads its own copy of the models
+    max_body_bytes: int = 8 * 1024 * 1024   # a request body over this is refused unread (413)
+    max_side: int = 4096               # an image wider or taller is refused before decoding (413)
+    # Pixel limit checked from the header before decoding. Same figure as the file tools'
+    # limit (recognisers.images.MAX_PIXELS on the reliability branch): use that at merge.
+    max_pixels: int = 50_000_000
+    max_images: int = 64               # per /v1/captcha/read request
+    max_questions: int = 32            # per /v1/vqa/answer request
+    max_question_chars: int = 300
+    max_top: int = 10
+    batch_wait_ms: float = 2.0         # how long a batch waits for more requests to join it
+    max_batch: int = 256               # images (or questions) per model call
+
+    def to_env(self) -> str:
+        """The config as JSON, for worker processes (see :func:`from_env`)."""
+        import json
+
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "ServeConfig":
+        import json
+
+        return cls(**json.loads(os.environ[CONFIG_ENV]))
+
+
+def api_key() -> str | None:
+    """The API key the server requires, if the environment sets one (an empty value is none)."""
+    return os.environ.get(API_KEY_ENV) or None
