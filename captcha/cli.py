@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write labelled CAPTCHAs made by the built-in generator")
     p.add_argument("out", type=Path)
     p.add_argument("--count", type=int, default=100)
-    p.add_argument("--length", type=int, default=4)
+    p.add_argument("--length", default="4", help="glyphs per CAPTCHA: a number, or a range such as 4-8")
     p.add_argument("--charset", default=DEFAULT_CHARSET)
     p.add_argument("--style", choices=STYLES, default="simple")
     p.add_argument("--seed", type=int, default=0)
@@ -67,10 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from captcha.data import IMAGE_SUFFIXES
-    from captcha.synth import generate
+    from captcha.synth import generate, parse_lengths
 
-    if args.count < 1 or args.length < 1:
-        raise UserError("--count and --length must be at least 1")
+    lengths = parse_lengths(args.length)
+    if args.count < 1:
+        raise UserError("--count must be at least 1")
     if not args.charset or set(args.charset) & set("_/\\.: \t\n"):
         raise UserError("--charset must be non-empty and free of '_', '/', '\\', '.', ':' and spaces")
     if args.out.exists() and not args.out.is_dir():
@@ -80,7 +81,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UserError(f"{args.out} already holds images; pass --force to replace them")
     for path in old:
         path.unlink()
-    paths = generate(args.out, args.count, args.length, args.charset, args.style, args.seed)
+    paths = generate(args.out, args.count, lengths, args.charset, args.style, args.seed)
     print(f"wrote {len(paths)} {args.style} CAPTCHAs to {args.out}")
     return 0
 
