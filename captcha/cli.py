@@ -15,6 +15,7 @@ PROG = "captcha"
 
 def build_parser() -> argparse.ArgumentParser:
     from captcha.data import CASES
+    from captcha.evaluate import EvaluateConfig
     from captcha.synth import DEFAULT_CHARSET, STYLES
 
     parser = argparse.ArgumentParser(prog=PROG, description="Read CAPTCHAs: OpenCV segmentation + a Keras glyph CNN.")
@@ -55,11 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", type=Path, required=True)
     p.add_argument("--case", choices=CASES, default=None, help="default: the model's")
     p.add_argument("--worst", type=Path, default=None, help="PNG of the worst cases (default: next to the report)")
+    p.add_argument("--label-error-confidence", type=float, default=EvaluateConfig.label_error_confidence,
+                   help="flag a wrong reading at least this confident as a suspected label error")
 
     p = sub.add_parser("segment", help="draw the glyph boxes the segmenter finds")
     p.add_argument("image", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--model", type=Path, default=None, help="use this model's segmentation settings")
+    p.add_argument("--read", action="store_true",
+                   help="read the image with --model and draw the boxes the reader used, with its characters")
     p.add_argument("--length", type=int, default=None, help="expected number of glyphs")
     p.add_argument("--line-kernel", type=int, default=0)
     return parser
@@ -120,14 +125,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import time
 
     from captcha.data import load_folder
-    from captcha.evaluate import evaluate, worst_cases
+    from captcha.evaluate import EvaluateConfig, evaluate, worst_cases
     from captcha.solver import CaptchaSolver
     from recognisers.modeldir import write_json
     from recognisers.tables import print_table
 
+    if not 0.0 <= args.label_error_confidence <= 1.0:
+        raise UserError("--label-error-confidence must lie between 0 and 1")
     solver = CaptchaSolver.load(args.model_dir)
     samples = load_folder(args.data_dir, args.case or solver.case)
-    report = evaluate(solver, samples, args.case)
+    report = evaluate(solver, samples, args.case, EvaluateConfig(label_error_confidence=args.label_error_confidence))
     worst = args.worst or args.report.with_suffix(".worst.png")
     worst_cases(report, samples, worst)
     report = {k: v for k, v in report.items() if not k.startswith("_")}
@@ -135,7 +142,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_json(args.report, report)
     rows = [(k, report[k]) for k in ("count", "sequence_accuracy", "char_accuracy",
-                                     "segmentation_failure_rate", "images_per_second")]
+                                     "segmentation_failure_rate", "images_per_second", "wrong_count")]
+    rows.append(("suspected_label_errors", len(report["suspected_label_errors"])))
     print_table(f"captcha evaluation: {args.data_dir}", rows)
     print(f"report: {args.report}  worst cases: {worst}")
     return 0
@@ -148,24 +156,38 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from captcha.segment import SegmentSettings, draw_boxes, segment
 
     gray = read_image(args.image)
-    if args.model:
-        from recognisers.modeldir import read_meta
-        from captcha.solver import FORMAT_VERSION, KIND, CaptchaSolver
-
-        meta = read_meta(args.model, KIND, FORMAT_VERSION)
-        settings, lengths = CaptchaSolver.settings_from_meta(meta, args.model)
+    if args.read:
+        boxes, text = read_boxes(args)
     else:
-        settings, lengths = SegmentSettings(0.5 * gray.shape[0], args.line_kernel), None
-    seg = segment(gray, settings, [args.length] if args.length else lengths)
+        if args.model:
+            from recognisers.modeldir import read_meta
+            from captcha.solver import FORMAT_VERSION, KIND, CaptchaSolver
+
+            meta = read_meta(args.model, KIND, FORMAT_VERSION)
+            settings, lengths = CaptchaSolver.settings_from_meta(meta, args.model)
+        else:
+            settings, lengths = SegmentSettings(0.5 * gray.shape[0], args.line_kernel), None
+        boxes, text = segment(gray, settings, [args.length] if args.length else lengths).boxes, None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        written = cv2.imwrite(str(args.out), draw_boxes(gray, seg.boxes))
+        written = cv2.imwrite(str(args.out), draw_boxes(gray, boxes, text))
     except cv2.error:
         written = False
     if not written:
         raise UserError(f"cannot write {args.out} (use a .png name in a writable folder)")
-    print(f"{len(seg.boxes)} glyph boxes: {seg.boxes} -> {args.out}")
+    read = f", read {text!r}" if text is not None else ""
+    print(f"{len(boxes)} glyph boxes: {boxes}{read} -> {args.out}")
     return 0
+
+
+def read_boxes(args: argparse.Namespace) -> tuple[list, str]:
+    """The boxes and text of the model's own reading (what ``predict`` does, cuts included)."""
+    from captcha.solver import CaptchaSolver
+
+    if not args.model:
+        raise UserError("--read needs --model")
+    reading = CaptchaSolver.load(args.model).predict(args.image)
+    return reading.boxes, reading.text
 
 
 COMMANDS = {"generate": cmd_generate, "train": cmd_train, "predict": cmd_predict,

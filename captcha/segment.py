@@ -235,15 +235,24 @@ def crop(ink: np.ndarray, box: Box, settings: SegmentSettings) -> np.ndarray:
     return out
 
 
-def draw_boxes(gray: np.ndarray, boxes: list[Box], labels: str | None = None) -> np.ndarray:
-    """A colour copy of the image with the boxes (and optional characters) drawn, for people."""
-    scale = max(1, 200 // max(gray.shape[1], 1) + 1)
+def draw_boxes(gray: np.ndarray, boxes: list[Box], labels: str | None = None, height: int = 160) -> np.ndarray:
+    """A colour copy of the image, upscaled to about ``height`` pixels, with the boxes drawn.
+
+    The characters (``labels``, one per box) are written in a band above the image, each over
+    its box in the box's colour, large enough to read.
+    """
+    scale = max(2, int(np.ceil(height / max(gray.shape[0], 1))))
     image = cv2.cvtColor(cv2.resize(gray, None, fx=scale, fy=scale,
                                     interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
+    band = 36 if labels else 0
+    image = cv2.copyMakeBorder(image, band, 0, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    thickness = max(1, scale // 3)
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         colour = ((0, 0, 255), (0, 160, 0), (255, 0, 0))[i % 3]
-        cv2.rectangle(image, (x0 * scale, y0 * scale), (x1 * scale - 1, y1 * scale - 1), colour, 1)
+        cv2.rectangle(image, (x0 * scale, band + y0 * scale), (x1 * scale - 1, band + y1 * scale - 1),
+                      colour, thickness)
         if labels and i < len(labels):
-            cv2.putText(image, labels[i], (x0 * scale, max(10, y0 * scale - 2)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
+            (w, _), _ = cv2.getTextSize(labels[i], cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)
+            x = max(0, (x0 + x1) * scale // 2 - w // 2)
+            cv2.putText(image, labels[i], (x, band - 8), cv2.FONT_HERSHEY_SIMPLEX, 1.0, colour, 2)
     return image
