@@ -152,10 +152,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_segment(args: argparse.Namespace) -> int:
     import cv2
 
-    from captcha.data import read_image
+    from captcha.data import grey, read_pixels
     from captcha.segment import SegmentSettings, draw_boxes, segment
 
-    gray = read_image(args.image)
+    pixels = read_pixels(args.image)
+    gray = grey(pixels)
     if args.read:
         boxes, text = read_boxes(args)
     else:
@@ -167,7 +168,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             settings, lengths = CaptchaSolver.settings_from_meta(meta, args.model)
         else:
             settings, lengths = SegmentSettings(0.5 * gray.shape[0], args.line_kernel), None
-        boxes, text = segment(gray, settings, [args.length] if args.length else lengths).boxes, None
+        boxes, text = segment(pixels, settings, [args.length] if args.length else lengths).boxes, None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
         written = cv2.imwrite(str(args.out), draw_boxes(gray, boxes, text))
