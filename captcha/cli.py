@@ -16,6 +16,7 @@ PROG = "captcha"
 
 def build_parser() -> argparse.ArgumentParser:
     from captcha.data import CASES
+    from captcha.evaluate import EvaluateConfig
     from captcha.synth import DEFAULT_CHARSET, STYLES
 
     parser = ArgumentParser(prog=PROG, description="Read CAPTCHAs: OpenCV segmentation + a Keras glyph CNN.")
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write labelled CAPTCHAs made by the built-in generator")
     p.add_argument("out", type=Path)
     p.add_argument("--count", type=int, default=100)
-    p.add_argument("--length", type=int, default=4)
+    p.add_argument("--length", default="4", help="glyphs per CAPTCHA: a number, or a range such as 4-8")
     p.add_argument("--charset", default=DEFAULT_CHARSET)
     p.add_argument("--style", choices=STYLES, default="simple")
     p.add_argument("--seed", type=int, default=0)
@@ -56,11 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", type=Path, required=True)
     p.add_argument("--case", choices=CASES, default=None, help="default: the model's")
     p.add_argument("--worst", type=Path, default=None, help="PNG of the worst cases (default: next to the report)")
+    p.add_argument("--label-error-confidence", type=float, default=EvaluateConfig.label_error_confidence,
+                   help="flag a wrong reading at least this confident as a suspected label error")
 
     p = sub.add_parser("segment", help="draw the glyph boxes the segmenter finds")
     p.add_argument("image", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--model", type=Path, default=None, help="use this model's segmentation settings")
+    p.add_argument("--read", action="store_true",
+                   help="read the image with --model and draw the boxes the reader used, with its characters")
     p.add_argument("--length", type=int, default=None, help="expected number of glyphs")
     p.add_argument("--line-kernel", type=int, default=0)
     return parser
@@ -68,10 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from captcha.data import IMAGE_SUFFIXES
-    from captcha.synth import GENERATED_NAME, generate
+    from captcha.synth import GENERATED_NAME, generate, parse_lengths
 
-    if args.count < 1 or args.length < 1:
-        raise UserError("--count and --length must be at least 1")
+    lengths = parse_lengths(args.length)
+    if args.count < 1:
+        raise UserError("--count must be at least 1")
     if not args.charset or set(args.charset) & set("_/\\.: \t\n"):
         raise UserError("--charset must be non-empty and free of '_', '/', '\\', '.', ':' and spaces")
     check_output_dir(args.out, "OUT")
@@ -84,7 +90,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                         "choose another folder")
     for path in old:
         path.unlink()
-    paths = generate(args.out, args.count, args.length, args.charset, args.style, args.seed)
+    paths = generate(args.out, args.count, lengths, args.charset, args.style, args.seed)
     print(f"wrote {len(paths)} {args.style} CAPTCHAs to {args.out}")
     return 0
 
@@ -123,17 +129,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import time
 
     from captcha.data import load_folder
-    from captcha.evaluate import evaluate, worst_cases
+    from captcha.evaluate import EvaluateConfig, evaluate, worst_cases
     from captcha.solver import CaptchaSolver
     from recognisers.modeldir import write_json
     from recognisers.tables import print_table
 
+    if not 0.0 <= args.label_error_confidence <= 1.0:
+        raise UserError("--label-error-confidence must lie between 0 and 1")
     worst = args.worst or args.report.with_suffix(".worst.png")
     check_output_file(args.report, "--report")
     check_output_file(worst, "--worst")
     solver = CaptchaSolver.load(args.model_dir)
     samples = load_folder(args.data_dir, args.case or solver.case)
-    report = evaluate(solver, samples, args.case)
+    report = evaluate(solver, samples, args.case,
+                      EvaluateConfig(label_error_confidence=args.label_error_confidence))
     if report["unknown_characters"]:
         note(f"the labels hold characters the model never saw, which it cannot read: "
              f"{report['unknown_characters']!r}")
@@ -143,7 +152,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_json(args.report, report)
     rows = [(k, report[k]) for k in ("count", "sequence_accuracy", "char_accuracy",
-                                     "segmentation_failure_rate", "images_per_second")]
+                                     "segmentation_failure_rate", "images_per_second", "wrong_count")]
+    rows.append(("suspected_label_errors", len(report["suspected_label_errors"])))
     print_table(f"captcha evaluation: {args.data_dir}", rows)
     print(f"report: {args.report}  worst cases: {worst}")
     return 0
@@ -152,31 +162,47 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_segment(args: argparse.Namespace) -> int:
     import cv2
 
-    from captcha.data import read_image
+    from captcha.data import grey, read_pixels
     from captcha.segment import SegmentSettings, draw_boxes, segment
 
     check_output_file(args.out, "--out")
     if args.length is not None and args.length < 1:
         raise UserError("--length must be at least 1")
-    gray = read_image(args.image)
-    if args.model:
-        from recognisers.modeldir import read_meta
-        from captcha.solver import FORMAT_VERSION, KIND, CaptchaSolver
-
-        meta = read_meta(args.model, KIND, FORMAT_VERSION)
-        settings, lengths = CaptchaSolver.settings_from_meta(meta, args.model)
+    pixels = read_pixels(args.image)
+    gray = grey(pixels)
+    if args.read:
+        boxes, text = read_boxes(args)
     else:
-        settings, lengths = SegmentSettings(0.5 * gray.shape[0], args.line_kernel), None
-    seg = segment(gray, settings, [args.length] if args.length is not None else lengths)
+        if args.model:
+            from recognisers.modeldir import read_meta
+            from captcha.solver import FORMAT_VERSION, KIND, CaptchaSolver
+
+            meta = read_meta(args.model, KIND, FORMAT_VERSION)
+            settings, lengths = CaptchaSolver.settings_from_meta(meta, args.model)
+        else:
+            settings, lengths = SegmentSettings(0.5 * gray.shape[0], args.line_kernel), None
+        length_hint = [args.length] if args.length is not None else lengths
+        boxes, text = segment(pixels, settings, length_hint).boxes, None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        written = cv2.imwrite(str(args.out), draw_boxes(gray, seg.boxes))
+        written = cv2.imwrite(str(args.out), draw_boxes(gray, boxes, text))
     except cv2.error:
         written = False
     if not written:
         raise UserError(f"cannot write {args.out} (use a .png name in a writable folder)")
-    print(f"{len(seg.boxes)} glyph boxes: {seg.boxes} -> {args.out}")
+    read = f", read {text!r}" if text is not None else ""
+    print(f"{len(boxes)} glyph boxes: {boxes}{read} -> {args.out}")
     return 0
+
+
+def read_boxes(args: argparse.Namespace) -> tuple[list, str]:
+    """The boxes and text of the model's own reading (what ``predict`` does, cuts included)."""
+    from captcha.solver import CaptchaSolver
+
+    if not args.model:
+        raise UserError("--read needs --model")
+    reading = CaptchaSolver.load(args.model).predict(args.image)
+    return reading.boxes, reading.text
 
 
 COMMANDS = {"generate": cmd_generate, "train": cmd_train, "predict": cmd_predict,

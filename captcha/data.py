@@ -92,45 +92,69 @@ def load_folder(folder: str | os.PathLike, case: str = "keep") -> list[Sample]:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """A grey-level uint8 image from a file, shrunk to at most ``MAX_SIDE``; bad files are UserErrors.
+    """A grey-level uint8 image from a file, shrunk to at most ``MAX_SIDE``; bad files are UserErrors."""
+    return grey(read_pixels(path))
+
+
+def read_pixels(path: str | os.PathLike) -> np.ndarray:
+    """The file's pixels as uint8 grey (H x W) or RGB (H x W x 3), shrunk to at most ``MAX_SIDE``.
 
     The header is checked first (pixel limit, see :mod:`recognisers.images`). Opaque PNGs and
     whole JPEGs are decoded by OpenCV (fast); everything else (transparency, other formats,
-    a JPEG that may be truncated) by Pillow, which composites onto white and refuses
-    truncated data.
+    a JPEG that may be truncated) by Pillow, which composites onto white (transparent pixels
+    often hold black: read as they are, they would be black ink) and refuses truncated data.
     """
     header = read_header(path)
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if header.plain else None
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if header.plain else None
     if image is None:
         with open_image(path) as img:
-            image = np.asarray(on_white(img).convert("L"))
-    return shrink(image)
+            return to_pixels(np.asarray(on_white(img)))
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return to_pixels(image)
 
 
-def shrink(gray: np.ndarray) -> np.ndarray:
+def shrink(image: np.ndarray) -> np.ndarray:
     """Scale an image whose longer side exceeds ``MAX_SIDE`` down to it (bounded segmentation work)."""
-    side = max(gray.shape[:2])
+    side = max(image.shape[:2])
     if side <= MAX_SIDE:
-        return gray
+        return image
     scale = MAX_SIDE / side
-    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """Grey levels from an array the user passes (H x W, H x W x 3 RGB or x 4 RGBA)."""
+def onto_white(image: np.ndarray) -> np.ndarray:
+    """Composite a 4-channel uint8 image onto white, keeping its channel order (3 channels)."""
+    alpha = image[:, :, 3:].astype(np.float32) / 255.0
+    return (image[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+
+
+def to_pixels(image: np.ndarray) -> np.ndarray:
+    """uint8 grey or RGB pixels from an array the user passes (H x W, x 1, x 3 RGB, x 4 RGBA)."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        code = cv2.COLOR_RGB2GRAY if image.shape[2] == 3 else cv2.COLOR_RGBA2GRAY
-        image = cv2.cvtColor(np.ascontiguousarray(image), code)
-    if image.ndim != 2 or min(image.shape) < 4:
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)) or min(image.shape[:2]) < 4:
         raise UserError(f"expected a grey or RGB image, got an array of shape {image.shape}")
     if image.dtype != np.uint8:
         scale = 255.0 if image.dtype.kind == "f" and image.max() <= 1.0 else 1.0
         image = np.clip(image * scale, 0, 255).astype(np.uint8)
-    return shrink(image)
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = onto_white(image)
+    return shrink(np.ascontiguousarray(image))
+
+
+def grey(pixels: np.ndarray) -> np.ndarray:
+    """Luminance of grey or RGB uint8 pixels."""
+    return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Grey levels from an array the user passes (H x W, H x W x 3 RGB or x 4 RGBA)."""
+    return grey(to_pixels(image))
 
 
 def split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:

@@ -1,8 +1,11 @@
 """Cut a CAPTCHA into glyphs by shape: ink map, threshold, clean-up, findContours, merge, split.
 
 This is the fast path. It handles coloured backgrounds and gradients (ink is measured against a
-local background estimate), noise dots (small components are dropped), thin lines and
-strike-throughs (a vertical opening removes strokes thinner than ``line_kernel``), broken
+local background estimate), noise darker than the text (``ink="band"`` keeps only the ink of
+the letters' own darkness), noise dots (small components are dropped), thin lines and
+strike-throughs (a vertical opening removes strokes thinner than ``line_kernel``; an opening
+by a disc of ``opening`` pixels, sized to the letters' stroke width, removes thin lines of any
+direction), broken
 glyphs (fragments are merged with the neighbour they overlap) and touching glyphs (a wide
 component is cut, at minima of its column projection, into as many glyphs as its width
 suggests). When shape alone is not conclusive, :mod:`captcha.recognise` lets the classifier
@@ -16,6 +19,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from captcha.data import grey
 from recognisers.errors import UserError
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
@@ -30,6 +34,10 @@ class SegmentSettings:
 
     glyph_width: float = 20.0     # typical glyph width in pixels, learned from the training data
     line_kernel: int = 0          # height of the vertical opening that removes thin lines (0: off)
+    ink: str = "dark"             # "dark": darkness; "band": drop ink much darker than the letters;
+                                  # "colour": colour distance from the local background
+    opening: int = 0              # side of the disc whose opening removes thinner strokes (0: off)
+    stroke_width: float = 0.0     # the letters' stroke width measured on the training data (info)
     min_area: float = 0.04        # components smaller than this x glyph_width**2 are noise
     context: float = 0.2          # margin around a glyph crop, as a fraction of glyph_width
     glyph_size: int = 28          # side of the square the CNN reads
@@ -59,8 +67,14 @@ class Segmentation:
     components: list[Box]  # ink components after merging fragments: where recognition may cut
 
 
-def ink_map(gray: np.ndarray) -> np.ndarray:
-    """Ink strength in [0, 1] against a local background (copes with gradients and light-on-dark)."""
+def ink_map(pixels: np.ndarray, mode: str = "dark") -> np.ndarray:
+    """Ink strength in [0, 1] against a local background (copes with gradients and light-on-dark).
+
+    ``pixels`` are grey or RGB. ``mode="band"`` keeps only ink of about the letters' darkness
+    (see :func:`letters_only`); ``mode="colour"`` measures ink as colour distance from the
+    local background, so that glyphs as light as the background but of another hue count.
+    """
+    gray = colour_distance(pixels) if mode == "colour" else grey(pixels)
     if quantile_u8(gray, 0.5) < 128:
         gray = 255 - gray
     k = max(9, (min(gray.shape) // 3) | 1)
@@ -69,7 +83,39 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     top = float(quantile_u8(diff, 0.995))
     if top < MIN_CONTRAST:
         raise UserError("no ink found in the image (blank or too faint)")
-    return np.minimum(diff.astype(np.float32) / top, 1.0)
+    ink = np.minimum(diff.astype(np.float32) / top, 1.0)
+    return letters_only(ink) if mode == "band" else ink
+
+
+def colour_distance(pixels: np.ndarray) -> np.ndarray:
+    """255 minus the distance of every pixel's colour from the local background (the median
+    colour around it): ink is dark whatever its hue or lightness."""
+    k = max(9, (min(pixels.shape[:2]) // 2) | 1)
+    diff = pixels.astype(np.float32) - cv2.medianBlur(pixels, k)
+    dist = np.sqrt((diff ** 2).sum(axis=2)) if pixels.ndim == 3 else np.abs(diff)
+    return (255 - np.minimum(dist, 255)).astype(np.uint8)
+
+
+def letters_only(ink: np.ndarray) -> np.ndarray:
+    """Drop ink much darker than the letters: thin noise lines, arcs and dots drawn over them.
+
+    The letters' darkness is the median ink inside thick strokes (what survives a 3x3 erosion:
+    thin lines do not). Ink clearly beyond it is noise; where noise crossed a letter, the hole
+    is filled from the letter pixels around it. Where the text is the darkest ink, nothing
+    changes but the scale.
+    """
+    strong = (ink > 0.15).astype(np.uint8)
+    interior = cv2.erode(strong, np.ones((3, 3), np.uint8)).astype(bool)
+    if interior.sum() < 20:
+        return ink
+    level = float(np.median(ink[interior]))
+    cut = level + 0.5 * (1.0 - level)
+    if cut >= 0.95:
+        return ink
+    kept = np.where(ink > cut, 0.0, ink).astype(np.float32)
+    filled = cv2.dilate(kept, np.ones((3, 3), np.uint8))
+    kept = np.where(ink > cut, np.minimum(filled, level), kept)
+    return np.minimum(kept / level, 1.0)
 
 
 def quantile_u8(image: np.ndarray, q: float) -> int:
@@ -85,6 +131,9 @@ def ink_mask(ink: np.ndarray, settings: SegmentSettings) -> np.ndarray:
     _, mask = cv2.threshold(ink8, max(level, 64), 255, cv2.THRESH_BINARY)
     if settings.line_kernel > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((settings.line_kernel, 1), np.uint8))
+    if settings.opening > 1:
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (settings.opening, settings.opening))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, disc)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     small = stats[:, cv2.CC_STAT_AREA] < settings.min_area * settings.glyph_width ** 2
     small[0] = True  # the background label
@@ -111,6 +160,14 @@ def trim_line_tails(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
     if inked[-1] - thick[-1] >= run:
         mask[:, thick[-1] + 1:] = 0
     return mask
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Width of the thick strokes of a binary mask: twice the 90th percentile of the distance
+    from ink to background (the letters' cores, where thin lines hardly count)."""
+    dist = cv2.distanceTransform((mask > 0).astype(np.uint8), cv2.DIST_L2, 3)
+    inside = dist[dist > 0]
+    return float(2 * np.percentile(inside, 90)) if inside.size else 0.0
 
 
 def contour_boxes(mask: np.ndarray) -> list[Box]:
@@ -210,9 +267,9 @@ def tighten(mask: np.ndarray, x0: int, x1: int) -> Box:
     return (x0 + int(cols[0]), int(rows[0]), x0 + int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
-def segment(gray: np.ndarray, settings: SegmentSettings, lengths: list[int] | None = None) -> Segmentation:
-    """Glyph boxes of one grey image; ``clean`` means every box was a whole component of glyph size."""
-    ink = ink_map(gray)
+def segment(pixels: np.ndarray, settings: SegmentSettings, lengths: list[int] | None = None) -> Segmentation:
+    """Glyph boxes of one grey or RGB image; ``clean`` means every box was a whole component of glyph size."""
+    ink = ink_map(pixels, settings.ink)
     mask = ink_mask(ink, settings)
     boxes = merge_fragments(contour_boxes(mask), settings.glyph_width)
     if not boxes:
@@ -245,15 +302,24 @@ def crop(ink: np.ndarray, box: Box, settings: SegmentSettings) -> np.ndarray:
     return out
 
 
-def draw_boxes(gray: np.ndarray, boxes: list[Box], labels: str | None = None) -> np.ndarray:
-    """A colour copy of the image with the boxes (and optional characters) drawn, for people."""
-    scale = max(1, 200 // max(gray.shape[1], 1) + 1)
+def draw_boxes(gray: np.ndarray, boxes: list[Box], labels: str | None = None, height: int = 160) -> np.ndarray:
+    """A colour copy of the image, upscaled to about ``height`` pixels, with the boxes drawn.
+
+    The characters (``labels``, one per box) are written in a band above the image, each over
+    its box in the box's colour, large enough to read.
+    """
+    scale = max(2, int(np.ceil(height / max(gray.shape[0], 1))))
     image = cv2.cvtColor(cv2.resize(gray, None, fx=scale, fy=scale,
                                     interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
+    band = 36 if labels else 0
+    image = cv2.copyMakeBorder(image, band, 0, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    thickness = max(1, scale // 3)
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         colour = ((0, 0, 255), (0, 160, 0), (255, 0, 0))[i % 3]
-        cv2.rectangle(image, (x0 * scale, y0 * scale), (x1 * scale - 1, y1 * scale - 1), colour, 1)
+        cv2.rectangle(image, (x0 * scale, band + y0 * scale), (x1 * scale - 1, band + y1 * scale - 1),
+                      colour, thickness)
         if labels and i < len(labels):
-            cv2.putText(image, labels[i], (x0 * scale, max(10, y0 * scale - 2)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
+            (w, _), _ = cv2.getTextSize(labels[i], cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)
+            x = max(0, (x0 + x1) * scale // 2 - w // 2)
+            cv2.putText(image, labels[i], (x, band - 8), cv2.FONT_HERSHEY_SIMPLEX, 1.0, colour, 2)
     return image

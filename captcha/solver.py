@@ -16,7 +16,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from captcha.data import CASES, read_image, to_gray
+from captcha.data import CASES, read_pixels, to_pixels
 from captcha.model import classify
 from captcha.recognise import best_path, lattice_crops, lattice_for
 from captcha.segment import Box, Segmentation, SegmentSettings, crop, segment
@@ -68,8 +68,8 @@ class CaptchaSolver:
     # -- reading ---------------------------------------------------------------------------
     def segment(self, image: ImageLike) -> Segmentation:
         """Shape segmentation of one image (path or array) with this model's settings."""
-        gray = read_image(image) if isinstance(image, (str, os.PathLike)) else to_gray(image)
-        return segment(gray, self.settings, self.lengths)
+        pixels = read_pixels(image) if isinstance(image, (str, os.PathLike)) else to_pixels(image)
+        return segment(pixels, self.settings, self.lengths)
 
     def predict(self, image: ImageLike) -> Reading:
         """Read one CAPTCHA (a path, or a grey/RGB array)."""

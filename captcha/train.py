@@ -1,8 +1,8 @@
 """Training: tune the segmenter on the data, harvest glyphs, train the CNN, refine by alignment.
 
-1. The segmentation settings (typical glyph width, line-removal kernel) are fitted to the
-   training images: the kernel is the one whose shape-only glyph count most often equals the
-   label's length.
+1. The segmentation settings (ink extraction, line and dot removal, typical glyph width) are
+   chosen on the validation slice: the clean-up whose shape-only glyph count most often
+   equals the label's length (see :func:`tune_settings`), recorded in meta.json.
 2. Every image is segmented with its label's length as a hint; only images whose glyph count
    matches the label give glyphs (the count is reported).
 3. After a first fit, images that shape could not cut cleanly are re-cut by forced alignment
@@ -20,25 +20,29 @@ from typing import Callable
 
 import numpy as np
 
-from captcha.data import Sample, read_image
+from captcha.data import Sample, read_pixels
 from captcha.model import build_model, classify, fit
 from captcha.recognise import Lattice, best_path, lattice_crops, lattice_for
-from captcha.segment import Box, Segmentation, SegmentSettings, crop, ink_map, ink_mask, segment
+from captcha.segment import (Box, Segmentation, SegmentSettings, crop, ink_map, ink_mask, segment,
+                             stroke_width)
 from captcha.solver import KIND, CaptchaSolver
 from recognisers.errors import UserError, import_keras
 from recognisers.modeldir import staged_model_dir
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
 
 LINE_KERNELS = (0, 2, 3, 4)
-OPENING_COST = 0.05  # agreement a line kernel must add over none to be chosen
+INKS = ("dark", "band", "colour")
+DISC_FRACTIONS = (0.4, 0.6)  # disc openings tried, as fractions of the letters' stroke width
+OPENING_COST = 0.05  # agreement each clean-up step must add to be chosen
+TUNE_IMAGES = 300  # validation images the clean-up is chosen on
 
 
 def read_training_images(samples: list[Sample], log: Callable[[str], None]) -> list[tuple[np.ndarray, str]]:
-    """Grey images with labels; unreadable files are skipped and counted, not fatal."""
+    """Pixels (grey or RGB) with labels; unreadable files are skipped and counted, not fatal."""
     images, bad = [], 0
     for sample in samples:
         try:
-            images.append((read_image(sample.path), sample.label))
+            images.append((read_pixels(sample.path), sample.label))
         except UserError:
             bad += 1
     if bad:
@@ -48,39 +52,64 @@ def read_training_images(samples: list[Sample], log: Callable[[str], None]) -> l
     return images
 
 
-def ink_extent(gray: np.ndarray, settings: SegmentSettings) -> int:
+def ink_extent(pixels: np.ndarray, settings: SegmentSettings) -> int:
     """Width in pixels of the columns that hold ink after clean-up (0 when none)."""
     try:
-        cols = np.flatnonzero(ink_mask(ink_map(gray), settings).any(axis=0))
+        cols = np.flatnonzero(ink_mask(ink_map(pixels, settings.ink), settings).any(axis=0))
     except UserError:
         return 0
     return int(cols[-1] + 1 - cols[0]) if cols.size else 0
 
 
 def tune_settings(images: list[tuple[np.ndarray, str]], glyph_size: int,
-                  line_kernel: int | None, seed: int) -> SegmentSettings:
-    """Line kernel whose shape-only glyph counts agree with the labels most often, then glyph width.
+                  line_kernel: int | None) -> tuple[SegmentSettings, dict[str, float]]:
+    """The clean-up whose shape-only glyph counts agree with the labels most often, then glyph width.
 
+    ``images`` is the validation slice. The candidates: ink by darkness or only the letters'
+    darkness band (noise darker than the text), no opening, vertical openings (thin horizontal
+    lines), or discs sized to the letters' measured stroke width (thin lines of any direction).
     The agreement is judged with a rough glyph width (half the image height) because a width
-    measured with the lines still in would agree with anything, lines included.
+    measured with the lines still in would agree with anything, lines included. Returns the
+    settings and every candidate's agreement (recorded in meta.json).
     """
-    rng = np.random.default_rng(seed)
-    pick = [images[i] for i in rng.permutation(len(images))[:300]]
-    rough = 0.5 * float(np.median([g.shape[0] for g, _ in pick]))
-    kernels = LINE_KERNELS if line_kernel is None else (line_kernel,)
-    agree = [np.mean([count_agrees(g, label, SegmentSettings(rough, k)) for g, label in pick])
-             for k in kernels]
-    # opening also erases thin glyph strokes (serifs, bars): none wins unless a kernel helps
-    kernel = kernels[int(np.argmax([a - OPENING_COST * (k > 0) for a, k in zip(agree, kernels)]))]
-    widths = [ink_extent(g, SegmentSettings(rough, kernel)) / len(label) for g, label in pick]
-    return SegmentSettings(glyph_width=float(np.median(widths)) or rough, line_kernel=kernel,
-                           glyph_size=glyph_size)
+    rough = 0.5 * float(np.median([g.shape[0] for g, _ in images]))
+    strokes = {ink: float(np.median([stroke_of(g, SegmentSettings(rough, ink=ink)) for g, _ in images]))
+               for ink in INKS}
+    candidates = [SegmentSettings(rough, k, ink, stroke_width=round(strokes[ink], 2)) for ink in INKS
+                  for k in (LINE_KERNELS if line_kernel is None else (line_kernel,))]
+    if line_kernel is None:
+        candidates += [SegmentSettings(rough, 0, ink, disc, round(strokes[ink], 2)) for ink in INKS
+                       for disc in sorted({max(2, int(round(f * strokes[ink]))) for f in DISC_FRACTIONS})]
+    agree = {describe(c): float(np.mean([count_agrees(g, label, c) for g, label in images])) for c in candidates}
+    # every clean-up also erases some glyph strokes (serifs, bars): it must earn its place
+    best = max(candidates, key=lambda c: agree[describe(c)] - OPENING_COST * cleanups(c))
+    widths = [ink_extent(g, best) / len(label) for g, label in images]
+    best = replace(best, glyph_width=float(np.median(widths)) or rough, glyph_size=glyph_size)
+    return best, agree
 
 
-def count_agrees(gray: np.ndarray, label: str, settings: SegmentSettings) -> bool:
+def describe(settings: SegmentSettings) -> str:
+    """A candidate clean-up's name in logs and meta.json: ``band/line3/disc0``."""
+    return f"{settings.ink}/line{settings.line_kernel}/disc{settings.opening}"
+
+
+def cleanups(settings: SegmentSettings) -> int:
+    """How many clean-up steps beyond plain ink a candidate adds."""
+    return int(settings.ink != "dark") + int(settings.line_kernel > 1) + int(settings.opening > 1)
+
+
+def stroke_of(pixels: np.ndarray, settings: SegmentSettings) -> float:
+    """Stroke width of one image's ink (0 when it has none)."""
+    try:
+        return stroke_width(ink_mask(ink_map(pixels, settings.ink), settings))
+    except UserError:
+        return 0.0
+
+
+def count_agrees(pixels: np.ndarray, label: str, settings: SegmentSettings) -> bool:
     """Does shape alone (no length hint) find as many glyphs as the label has?"""
     try:
-        return len(segment(gray, settings).boxes) == len(label)
+        return len(segment(pixels, settings).boxes) == len(label)
     except UserError:
         return False
 
@@ -158,16 +187,19 @@ def train(samples: list[Sample], out: str | Path, epochs: int = 15, seed: int = 
         images = read_training_images(samples, log)
         labels = [label for _, label in images]
         charset = "".join(sorted(set("".join(labels))))
-        settings = tune_settings(images, glyph_size, line_kernel, seed)
-        log(f"segmentation: glyph width {settings.glyph_width:.1f} px, line kernel {settings.line_kernel}")
+        order = np.random.default_rng(seed).permutation(len(images))
+        n_val = max(1, len(images) // 10)
+        val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
+        tune = [images[i] for i in order[:min(n_val, TUNE_IMAGES)]]  # a random part of the validation slice
+        settings, agree = tune_settings(tune, glyph_size, line_kernel)
+        log(f"segmentation: clean-up {describe(settings)} (shape-only glyph counts agree with the labels "
+            f"on {agree[describe(settings)]:.0%} of {len(tune)} validation images), "
+            f"glyph width {settings.glyph_width:.1f} px, stroke {settings.stroke_width:.1f} px")
         segs = [segment_or_none(g, settings, len(label)) for g, label in images]
         matched = sum(s is not None and len(s.boxes) == len(l) for s, l in zip(segs, labels))
         clean = sum(s is not None and s.clean for s in segs)
         log(f"{matched} of {len(images)} training images segmented to their label's glyph count "
             f"({clean} cleanly by shape alone); their glyphs train the CNN")
-        order = np.random.default_rng(seed).permutation(len(images))
-        n_val = max(1, len(images) // 10)
-        val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
         model = build_model(glyph_size, len(charset) + 1, width)  # + the junk class
         history: list[dict] = []
         junk: dict[int, list[Box]] = {}
@@ -190,6 +222,7 @@ def train(samples: list[Sample], out: str | Path, epochs: int = 15, seed: int = 
             history += read_history(tmp / HISTORY_CSV)
         info = {"images": len(samples), "readable": len(images), "segmented_to_label_count": matched,
                 "clean_by_shape": clean, "aligned_per_round": aligned, "seed": seed,
+                "cleanup_agreement": {k: round(v, 4) for k, v in agree.items()},
                 "epochs_run": len(history), "seconds": round(time.perf_counter() - started, 1)}
         solver = CaptchaSolver(model, charset, sorted(set(map(len, labels))), settings, case, info)
         solver.save_into(tmp)
@@ -212,10 +245,10 @@ def choose_lattice(model, segs: list[Segmentation | None], labels: list[str], va
     return "even" if right["even"] > right["shape"] else "shape"
 
 
-def segment_or_none(gray: np.ndarray, settings: SegmentSettings, length: int) -> Segmentation | None:
+def segment_or_none(pixels: np.ndarray, settings: SegmentSettings, length: int) -> Segmentation | None:
     """Shape segmentation with the label's length as a hint; None for an image with no ink."""
     try:
-        return segment(gray, settings, [length])
+        return segment(pixels, settings, [length])
     except UserError:
         return None
 

@@ -1,6 +1,7 @@
 """End to end on generated CAPTCHAs: a tiny model trained for a few steps, through CLI and API."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,60 @@ def test_an_image_no_lattice_can_cut_reads_as_empty_with_zero_confidence(model_d
     seg = Segmentation(ink=ink, mask=mask, boxes=[], clean=False, components=[(60, 10, 61, 30)])
     reading = solver.read_by_recognition([seg])[0]
     assert reading.text == "" and reading.confidence == 0.0
+
+
+def test_report_lists_wrong_readings_and_flags_mislabelled_files(model_dir, trained, tmp_path, capsys):
+    solver = CaptchaSolver.load(model_dir)
+    folder = tmp_path / "relabelled"
+    folder.mkdir()
+    samples = load_folder(trained / "test")
+    readings = solver.predict_batch([s.path for s in samples])
+    sure = [s for s, r in zip(samples, readings) if r.text == s.label and r.confidence > 0.99][:3]
+    assert len(sure) == 3
+    mislabelled = set()
+    for s in samples:
+        name = s.path.name
+        if s in sure:  # a user's typo: the first character replaced by another one
+            name = ("A" if s.label[0] != "A" else "B") + name[1:]
+            mislabelled.add(name)
+        (folder / name).write_bytes(s.path.read_bytes())
+    report_path = tmp_path / "r.json"
+    code, out, _ = run(capsys, "evaluate", model_dir, folder, "--report", report_path)
+    assert code == 0 and "suspected_label_errors" in out
+    report = json.loads(report_path.read_text())
+    wrong = report["wrong_readings"]
+    assert len(wrong) == report["wrong_count"] == round(60 * (1 - report["sequence_accuracy"]))
+    assert all(w["read"] != w["label"] and 0 <= w["confidence"] <= 1 for w in wrong)
+    flagged = {Path(w["path"]).name for w in report["suspected_label_errors"]}
+    assert mislabelled <= flagged and mislabelled <= {Path(w["path"]).name for w in wrong}
+    assert all(w["confidence"] >= report["label_error_confidence"] for w in report["suspected_label_errors"])
+    assert len(flagged) < len(wrong) or len(wrong) == 3  # not every error is blamed on the label
+    assert (tmp_path / "r.worst.png").is_file()
+
+
+def test_segment_read_draws_the_readers_boxes_large(model_dir, trained, tmp_path, capsys):
+    image = sorted((trained / "test").iterdir())[0]
+    reading = CaptchaSolver.load(model_dir).predict(image)
+    out = tmp_path / "read.png"
+    code, printed, _ = run(capsys, "segment", image, "--out", out, "--model", model_dir, "--read")
+    assert code == 0 and f"read {reading.text!r}" in printed and str(reading.boxes) in printed
+    assert Image.open(out).size[1] >= 160
+    code, _, err = run(capsys, "segment", image, "--out", out, "--read")
+    assert code == 1 and "--read needs --model" in err and err.count("\n") == 1
+
+
+def test_a_folder_of_variable_length_transparent_captchas_trains_and_reads(tmp_path, capsys):
+    for name, count, seed in (("train", 300, 11), ("test", 40, 12)):
+        assert main(["generate", str(tmp_path / name), "--count", str(count), "--length", "3-5",
+                     "--charset", CHARSET, "--style", "transparent", "--seed", str(seed)]) == 0
+    code, out, _ = run(capsys, "train", tmp_path / "train", "--out", tmp_path / "m", "--epochs", "4", "--quiet")
+    assert code == 0 and "clean-up" in out
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    assert meta["lengths"] == [3, 4, 5]
+    assert {"ink", "opening", "stroke_width"} <= set(meta["segmentation"])
+    assert meta["training"]["cleanup_agreement"]
+    solver = CaptchaSolver.load(tmp_path / "m")
+    report = evaluate(solver, load_folder(tmp_path / "test"))
+    assert report["segmentation_failure_rate"] < 0.2 and report["char_accuracy"] > 0.6
+    read_lengths = {len(r.text) for r in solver.predict_batch([s.path for s in load_folder(tmp_path / "test")])}
+    assert read_lengths <= {3, 4, 5} and len(read_lengths) >= 2

@@ -7,8 +7,9 @@ import pytest
 
 from captcha.data import to_gray
 from captcha.recognise import Lattice, best_path, lattice_for
-from captcha.segment import SegmentSettings, segment
+from captcha.segment import SegmentSettings, ink_map, ink_mask, segment, stroke_width
 from captcha.synth import random_text, render
+from captcha.train import describe, tune_settings
 from recognisers.errors import UserError
 
 CHARSET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -51,8 +52,8 @@ def test_touching_glyphs_are_split_near_the_true_cut():
 def test_noise_dots_and_lines_are_cleaned_from_noisy_captchas():
     rng = np.random.default_rng(2)
     right = 0
-    for _ in range(30):
-        captcha = render(random_text(4, CHARSET, rng), "noisy", rng)
+    for _ in range(30):  # Pillow's own font: the same on every machine, whatever fonts are installed
+        captcha = render(random_text(4, CHARSET, rng), "noisy", rng, fonts=(None,))
         seg = segment(to_gray(captcha.image), settings_for(captcha, line_kernel=2), [4])
         right += len(seg.boxes) == 4 and max(x_errors(seg.boxes, captcha.boxes)) <= 5
     assert right >= 22
@@ -113,3 +114,49 @@ def test_lattice_copes_with_glyphs_at_the_border_and_too_many_glyphs():
         lattice = lattice_for(seg, n, settings)
         path, total = best_path(lattice, np.zeros((lattice.n, len(lattice.boxes))))
         assert lattice.n == n and len(path) == n and np.isfinite(total)
+
+
+def test_band_ink_keeps_the_letters_and_drops_darker_noise():
+    rng = np.random.default_rng(6)
+    kept = 0
+    for _ in range(20):
+        captcha = render(random_text(4, CHARSET, rng), "dark-lines", rng)
+        gray = to_gray(captcha.image)
+        plain, band = ink_map(gray), ink_map(gray, "band")
+        inside = np.zeros(gray.shape, bool)
+        for x0, y0, x1, y1 in captcha.boxes:
+            inside[y0:y1, x0:x1] = True
+        # noise outside the glyphs: strong in plain ink, nearly gone in the band
+        assert (plain[~inside] > 0.5).sum() > 5 * max(1, (band[~inside] > 0.5).sum())
+        # the letters themselves stay strong
+        assert (band[inside] > 0.5).sum() > 0.8 * (plain[inside] > 0.3).sum() - (plain[~inside] > 0.5).sum()
+        seg = segment(gray, settings_for(captcha, ink="band"), [4])
+        kept += len(seg.boxes) == 4 and max(x_errors(seg.boxes, captcha.boxes)) <= 4
+    assert kept >= 15
+
+
+def test_band_ink_changes_nothing_where_the_text_is_the_darkest_ink():
+    captcha = render("AB34", "simple", np.random.default_rng(7))
+    gray = to_gray(captcha.image)
+    assert np.array_equal(ink_map(gray, "band") > 0.5, ink_map(gray) > 0.5)
+
+
+def test_stroke_width_is_measured_and_a_disc_opening_removes_thinner_lines():
+    mask = np.zeros((40, 100), np.uint8)
+    mask[8:32, 10:16] = 255      # a stroke 6 px wide
+    mask[20, :] = 255            # a 1 px line through everything
+    assert 5 <= stroke_width(mask) <= 7
+    clean = ink_mask(mask.astype(np.float32) / 255, SegmentSettings(glyph_width=20, opening=3))
+    assert clean[20, 40:].sum() == 0 and clean[10:30, 11:15].all()
+
+
+def test_training_chooses_the_clean_up_on_validation_images():
+    rng = np.random.default_rng(8)
+    def images(style):
+        return [(to_gray(c.image), c.text) for c in
+                (render(random_text(4, CHARSET, rng), style, rng) for _ in range(40))]
+    settings, agree = tune_settings(images("dark-lines"), 28, None)
+    assert settings.ink == "band" and agree[describe(settings)] > agree["dark/line0/disc0"] + 0.3
+    assert settings.stroke_width > 2
+    settings, _ = tune_settings(images("simple"), 28, None)
+    assert (settings.ink, settings.line_kernel, settings.opening) == ("dark", 0, 0)
