@@ -53,6 +53,8 @@ def evaluate(solver: CaptchaSolver, samples: list[Sample], case: str | None = No
         "seconds": round(seconds, 3),
         "per_character_accuracy": {c: float(np.mean(v)) for c, v in sorted(per_char.items())},
         "top_confusions": dict(confusions.most_common(10)),
+        "reader": solver.reader,
+        "read_by": dict(Counter(r.reader for r in readings if r)),
         "_readings": readings,
         "_texts": texts,
         "_labels": labels,
