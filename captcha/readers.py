@@ -36,7 +36,7 @@ class ChoiceConfig:
 
     val_fraction: float = 0.1       # of the training folder, read by both readers to choose
     time_budget: float = 540.0      # seconds for training both (the sequence reader gets the rest)
-    min_sequence_seconds: float = 120.0
+    min_sequence_seconds: float = 240.0  # however long the segmenter took
 
 
 class VotingReader:

@@ -45,7 +45,7 @@ class SequenceConfig:
     rnn_units: int = 96              # per direction
     dropout: float = 0.25
     augment: bool = True             # small shifts, zooms and rotations while training
-    batch_size: int = 32
+    batch_size: int = 0              # 0: about 100 steps per epoch, within 16 to 64
     learning_rate: float = 2e-3
     epochs: int = 60
     patience: int = 8                # epochs without a better validation reading before stopping
@@ -144,6 +144,14 @@ def build_network(config: SequenceConfig, width: int, n_classes: int):
     return keras.Model(inputs, logits, name="sequence_ctc")
 
 
+def inference_function(model):
+    """The network in inference mode, traced once for any batch size (no retracing per size)."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+
 def ctc_loss(y_true, y_pred):
     """CTC loss of padded labels (class ids from 1, 0 pads) against per-frame logits."""
     from keras import ops
@@ -196,6 +204,7 @@ class SequenceReader:
         self.width = config.width
         self.training: dict = {}
         self.history: list[dict] = []
+        self._forward = None
 
     @property
     def case(self) -> str:
@@ -220,10 +229,11 @@ class SequenceReader:
         val, train = order[:n_val], order[n_val:]
         if len(train) == 0:
             raise UserError("too few training images: need at least two")
-        self.model = build_network(cfg, self.width, len(self.charset))
+        self.model, self._forward = build_network(cfg, self.width, len(self.charset)), None
         self.model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=ctc_loss,
                            jit_compile=False)
-        data = dataset(x[train], y[train], cfg.batch_size, cfg.seed)
+        batch = cfg.batch_size or int(np.clip(len(train) // 100, 16, 64))
+        data = dataset(x[train], y[train], batch, cfg.seed)
         best = self.train_epochs(data, x[val], [labels[i] for i in val], log if verbose else None)
         self.training = {"images": len(samples), "readable": len(labels), "train_images": len(train),
                          "validation_images": len(val), **best,
@@ -238,7 +248,9 @@ class SequenceReader:
         """Epochs until patience or the time budget runs out; the best epoch's weights are kept.
 
         The learning rate halves after ``lr_patience`` epochs without a better reading: the
-        validation reading swings from epoch to epoch until the rate is small.
+        validation reading swings from epoch to epoch until the rate is small. Neither counts
+        before the first image is read right: CTC first sits on a plateau (blanks everywhere)
+        for a number of steps that depends on the data, not on the learning rate.
 
         "Best" is the higher validation sequence accuracy, then the lower validation loss:
         CTC often reads nothing right for several epochs while its loss falls, and those
@@ -262,14 +274,14 @@ class SequenceReader:
                     f"{loss:.3f}, sequence accuracy {acc:.4f} ({elapsed:.0f} s)")
             if acc > best[0] or (acc == best[0] and loss < best[1]):
                 best = (acc, loss, epoch, self.model.get_weights())
-            waited = epoch - best[2]
+            waited = epoch - best[2] if best[0] > 0 else 0  # the plateau before reading starts
             if waited >= cfg.patience:
                 stopped_by = "no better validation reading"
                 break
             if waited and waited % cfg.lr_patience == 0:
                 rate = self.model.optimizer.learning_rate
                 rate.assign(rate * 0.5)
-            if elapsed + (elapsed - (self.history[-2]["seconds"] if epoch else 0.0)) > cfg.max_seconds:
+            if epoch and 2 * elapsed - self.history[-2]["seconds"] > cfg.max_seconds:  # one more won't fit
                 stopped_by = "time budget"
                 break
         self.model.set_weights(best[3])
@@ -311,7 +323,9 @@ class SequenceReader:
         """Per-frame class probabilities for an input batch."""
         if len(x) == 0:
             return np.zeros((0, self.width // POOL_X, len(self.charset) + 1), np.float32)
-        return softmax(np.concatenate([np.asarray(self.model.predict_on_batch(x[i:i + chunk]))
+        if self._forward is None:
+            self._forward = inference_function(self.model)
+        return softmax(np.concatenate([self._forward(x[i:i + chunk]).numpy()
                                        for i in range(0, len(x), chunk)]))
 
     def read_grays(self, grays: Sequence[np.ndarray]) -> list[Reading]:

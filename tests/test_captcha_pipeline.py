@@ -36,7 +36,7 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model_dir(trained):
     code = main(["train", str(trained / "train"), "--out", str(trained / "model"), "--epochs", "4",
-                 "--seed", "0", "--quiet"])
+                 "--reader", "segment", "--seed", "0", "--quiet"])
     assert code == 0
     return trained / "model"
 
@@ -125,7 +125,7 @@ def test_seed_repeats_and_case_option(trained, tmp_path, capsys):
         (small / sample.path.name).write_bytes(sample.path.read_bytes())
     reports = []
     for name in ("a", "b"):
-        code, out, _ = run(capsys, "train", small, "--out", tmp_path / name, "--epochs", "1",
+        code, out, _ = run(capsys, "train", small, "--out", tmp_path / name, "--epochs", "1", "--reader", "segment",
                            "--align-rounds", "0", "--seed", "5", "--case", "lower", "--quiet")
         assert code == 0 and "segmented to their label's glyph count" in out
         reports.append(evaluate(CaptchaSolver.load(tmp_path / name), load_folder(trained / "test", "lower")))
