@@ -367,12 +367,13 @@ class SequenceReader:
         keras = import_keras()
         try:
             reader = cls(SequenceConfig.from_dict(meta["config"]))
-            reader.charset, reader.lengths = meta["charset"], list(meta["lengths"])
+            reader.charset, reader.lengths = str(meta["charset"]), list(meta["lengths"])
             reader.width, reader.training = int(meta["width"]), meta.get("training", {})
-            path = Path(model_dir) / meta.get("model_file", MODEL_FILE)
-            reader.model = keras.saving.load_model(path, compile=False)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"{model_dir}/meta.json is damaged: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"{model_dir}/meta.json is damaged: {exc!r}") from None
+        try:
+            reader.model = keras.saving.load_model(Path(model_dir) / meta.get("model_file", MODEL_FILE),
+                                                   compile=False)
         except Exception as exc:  # noqa: BLE001  a damaged file can fail in many ways inside Keras
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"cannot load the model in {model_dir}: {first_line}") from None

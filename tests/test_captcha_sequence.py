@@ -130,7 +130,7 @@ def test_auto_keeps_the_segmenter_where_the_sequence_reader_had_no_time(folders,
 
 def test_cli_train_sequence_and_predict_json_name_the_reader(folders, tmp_path, capsys):
     code, out, _ = run(capsys, "train", folders / "train", "--out", tmp_path / "m", "--reader", "sequence",
-                       "--epochs", 2, "--quiet")
+                       "--epochs", 1, "--quiet")
     assert code == 0 and "best epoch" in out
     code, out, _ = run(capsys, "predict", tmp_path / "m", *[s.path for s in load_folder(folders / "test")[:2]],
                        "--json")
