@@ -2,7 +2,7 @@
 
 ``--reader auto`` (the default) carves a validation slice from the training folder that neither
 reader trains on, trains both on the rest within a time budget, reads the slice with each (and
-with the two voting by confidence), and keeps whichever reads more of it right. The choice,
+with the two voting: the segmenter also reads what the sequence reader is unsure of), and keeps whichever reads more of it right. The choice,
 every candidate's validation accuracy and the reason go into ``meta.json``; a model directory
 says which reader it holds (``"reader"``), and :func:`load` dispatches on it.
 """
@@ -28,6 +28,7 @@ from recognisers.modeldir import (META_FILE, check_writable_target, read_meta, s
 
 READERS = ("auto", "segment", "sequence")
 TIE_ORDER = ("segment", "sequence", "vote")  # on equal validation accuracy, the earlier wins
+VOTE_GATE = 0.9  # a sequence reading at least this confident is kept without asking the segmenter
 
 
 @dataclass(frozen=True)
@@ -36,17 +37,21 @@ class ChoiceConfig:
 
     val_fraction: float = 0.1       # of the training folder, read by both readers to choose
     time_budget: float = 540.0      # seconds for training both (the sequence reader gets the rest)
-    min_sequence_seconds: float = 240.0  # however long the segmenter took
+    min_sequence_seconds: float = 360.0  # however long the segmenter took
 
 
 class VotingReader:
-    """Both readers read every image; the reading with the higher confidence is kept."""
+    """The sequence reader reads every image; where it is unsure the segmenter reads it too.
+
+    Of the two readings of an unsure image the more confident one is kept. Gating on the
+    sequence reader's confidence keeps most images off the segmenter's slower lattice.
+    """
 
     reader = "vote"
 
-    def __init__(self, parts: Sequence[Union[CaptchaSolver, SequenceReader]]):
-        self.parts = list(parts)
-        self.case = self.parts[0].case
+    def __init__(self, sequence: SequenceReader, segment: CaptchaSolver):
+        self.sequence, self.segment = sequence, segment
+        self.case = sequence.case
 
     def predict(self, image: ImageLike) -> Reading:
         return self.predict_batch([image])[0]
@@ -59,15 +64,24 @@ class VotingReader:
         return results  # type: ignore[return-value]
 
     def read_each(self, images: Sequence[ImageLike]) -> list[Union[Reading, UserError]]:
-        return vote([part.read_each(images) for part in self.parts])
+        first = self.sequence.read_each(images)
+        unsure = [i for i, r in enumerate(first) if not sure(r)]
+        second: list = [None] * len(images)
+        for i, reading in zip(unsure, self.segment.read_each([images[i] for i in unsure])):
+            second[i] = reading
+        return vote(first, second)
 
 
-def vote(per_reader: list[list[Union[Reading, UserError]]]) -> list[Union[Reading, UserError]]:
-    """Per image, the most confident reading among the readers (an error only if all failed)."""
+def sure(result: Union[Reading, UserError, None]) -> bool:
+    return isinstance(result, Reading) and result.confidence >= VOTE_GATE
+
+
+def vote(first: list, second: list) -> list[Union[Reading, UserError]]:
+    """Per image, the first reader's reading when it is sure, else the more confident of the two."""
     out = []
-    for results in zip(*per_reader):
-        readings = [r for r in results if isinstance(r, Reading)]
-        out.append(max(readings, key=lambda r: r.confidence) if readings else results[0])
+    for a, b in zip(first, second):
+        readings = [r for r in (a, b) if isinstance(r, Reading)]
+        out.append(a if sure(a) or not readings else max(readings, key=lambda r: r.confidence))
     return out
 
 
@@ -80,7 +94,7 @@ def load(model_dir: str | os.PathLike):
     if reader == "sequence":
         return SequenceReader.load(model_dir, meta)
     if reader == "vote":
-        return VotingReader([load(Path(model_dir) / part) for part in ("segment", "sequence")])
+        return VotingReader(load(Path(model_dir) / "sequence"), load(Path(model_dir) / "segment"))
     raise UserError(f"{model_dir}/meta.json names an unknown reader {reader!r}")
 
 
@@ -143,8 +157,9 @@ def judge(models: dict, held: list[Sample], case: str) -> dict:
         t = time.perf_counter()
         results[name] = model.read_each(paths)
         seconds[name] = time.perf_counter() - t
-    results["vote"] = vote([results["segment"], results["sequence"]])
-    seconds["vote"] = seconds["segment"] + seconds["sequence"]
+    results["vote"] = vote(results["sequence"], results["segment"])
+    unsure = np.mean([not sure(r) for r in results["sequence"]])
+    seconds["vote"] = seconds["sequence"] + unsure * seconds["segment"]
     accuracy = {name: float(np.mean([isinstance(r, Reading) and apply_case(r.text, case) == label
                                      for r, label in zip(rs, labels)]))
                 for name, rs in results.items()}

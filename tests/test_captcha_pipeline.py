@@ -86,7 +86,7 @@ def test_cli_predict_reads_good_images_and_fails_on_bad_ones(model_dir, trained,
     assert err.count("captcha: error:") == 1 and "bad.png" in err
     code, out, _ = run(capsys, "predict", model_dir, good[0], "--json")
     record = json.loads(out)
-    assert code == 0 and set(record) == {"path", "text", "confidence", "char_confidences"}
+    assert code == 0 and set(record) == {"path", "text", "confidence", "char_confidences", "reader"}
 
 
 def test_cli_refuses_damaged_model_and_blank_image(model_dir, tmp_path, capsys):
