@@ -11,7 +11,7 @@ from captcha import CaptchaSolver
 from captcha.cli import main
 from captcha.data import Sample, load_folder
 from captcha.evaluate import evaluate
-from captcha.readers import ChoiceConfig, judge, train_reader
+from captcha.readers import ChoiceConfig, VotingReader, judge, train_reader
 from captcha.sequence import SequenceConfig, SequenceReader, greedy_paths
 from captcha.solver import Reading
 from captcha.synth import generate
@@ -97,17 +97,19 @@ def test_transparent_background_reads_as_white(reader, folders):
 
 
 class Fixed:
-    """A stand-in reader that returns fixed texts."""
+    """A stand-in reader that reads each path as a fixed text and remembers what it was asked."""
 
-    def __init__(self, texts, confidence):
-        self.texts, self.confidence = texts, confidence
+    def __init__(self, texts, confidence, case="keep"):
+        self.texts, self.confidence, self.case, self.asked = texts, confidence, case, []
 
     def read_each(self, paths):
-        return [Reading(t, self.confidence, [self.confidence] * len(t)) for t in self.texts]
+        self.asked += list(paths)
+        conf = self.confidence if isinstance(self.confidence, list) else [self.confidence] * len(self.texts)
+        return [Reading(self.texts[int(p)], c, [c]) for p, c in zip(paths, [conf[int(p)] for p in paths])]
 
 
 def test_judge_keeps_the_reader_that_reads_more_validation_images():
-    held = [Sample(f"{t}.png", t) for t in ("AB", "CD", "EF", "GH")]
+    held = [Sample(str(i), t) for i, t in enumerate(("AB", "CD", "EF", "GH"))]
     good, bad = Fixed(["AB", "CD", "EF", "XX"], 0.5), Fixed(["AB", "XX", "XX", "XX"], 0.9)
     assert judge({"segment": bad, "sequence": good}, held, "keep")["chosen"] == "sequence"
     selection = judge({"segment": good, "sequence": bad}, held, "keep")
@@ -148,3 +150,10 @@ def test_cli_train_sequence_and_predict_json_name_the_reader(folders, tmp_path, 
     (tmp_path / "m" / "meta.json").write_text(json.dumps({**meta, "reader": "oracle"}))
     code, _, err = run(capsys, "evaluate", tmp_path / "m", folders / "test", "--report", tmp_path / "r.json")
     assert_one_line_error(code, err, "unknown reader")
+
+
+def test_vote_asks_the_segmenter_only_where_the_sequence_reader_is_unsure():
+    sequence = Fixed(["AB", "XX", "CD"], [0.99, 0.3, 0.6])
+    segment = Fixed(["ZZ", "EF", "YY"], [0.5, 0.8, 0.4])
+    readings = VotingReader(sequence, segment).predict_batch(["0", "1", "2"])
+    assert [r.text for r in readings] == ["AB", "EF", "CD"] and segment.asked == ["1", "2"]
