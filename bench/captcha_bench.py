@@ -1,17 +1,21 @@
-"""CAPTCHA benchmark: accuracy on the real sets and the project's noisy style, speed; one table.
+"""CAPTCHA benchmark: every real set and every generated style, default flags, one table.
 
-Each real set is split 80/20 by file with a fixed seed; training sees only the 80% (it carves
-its own validation slice from it), the figures come from the 20%. The noisy style is trained
-and tested on generated sets with different seeds. Throughput is the batch reading speed on
-the really-simple held-out set (files read and decoded inside the timing); latency is one
-image through ``CaptchaSolver.predict`` on a loaded model. Times are medians of several runs.
+Each real set in ``../shared/datasets/captcha/`` is split 80/20 by file with seed 0; training
+(``captcha train`` defaults: ``--reader auto`` carves its own validation slice from the 80%)
+never sees the 20% the figures come from. Every style of the built-in generator
+(``captcha.synth.STYLES``, so new styles appear here by themselves) is trained and tested on
+generated folders with different seeds. Nothing is set per set: what differs, the code chooses
+on validation. CAPTCHAs/s is batch reading of the held-out files (decoding included, median of
+three runs after a warm-up). The zero-shot column is read from the JSON that
+``bench/ddddocr_baseline.py`` writes (empty where it has no figure).
 
-    .venv/bin/python bench/captcha_bench.py [--really-simple DIR] [--v2 DIR] [--json FILE]
+    .venv/bin/python bench/captcha_bench.py [--sets cc-digits,noisy] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -23,108 +27,116 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from captcha.data import load_folder, split  # noqa: E402
+from captcha.data import Sample, load_folder, split  # noqa: E402
 from captcha.evaluate import evaluate, read_all  # noqa: E402
-from captcha.solver import CaptchaSolver  # noqa: E402
-from captcha.synth import generate  # noqa: E402
-from captcha.train import train  # noqa: E402
+from captcha.readers import READERS, train_reader  # noqa: E402
+from captcha.synth import STYLES, generate  # noqa: E402
 from recognisers.modeldir import write_json  # noqa: E402
-from recognisers.tables import print_table  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets" / "captcha"
+WORK = ROOT / "runs" / "bench-captcha"
+STYLE_COUNTS = {"full": (3000, 500), "quick": (600, 100)}  # generated train / test images
+QUICK_CAP = (1000, 300)  # --quick: at most this many training / held-out images of a real set
+STYLE_SEEDS = (101, 202)
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--really-simple", type=Path, default=DATASETS / "really-simple")
-    p.add_argument("--v2", type=Path, default=DATASETS / "captcha-images-v2")
-    p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-captcha")
-    p.add_argument("--json", type=Path, default=ROOT / "runs" / "bench-captcha" / "results.json")
-    p.add_argument("--epochs", type=int, nargs=3, default=(10, 40, 15), metavar=("RS", "V2", "NOISY"))
-    p.add_argument("--width", type=int, nargs=3, default=(16, 32, 32), metavar=("RS", "V2", "NOISY"),
-                   help="CNN width per set (chosen on validation slices of the training parts)")
-    p.add_argument("--noisy-count", type=int, nargs=2, default=(6000, 500), metavar=("TRAIN", "TEST"))
+    p.add_argument("--datasets", type=Path, default=DATASETS)
+    p.add_argument("--sets", default="", help="comma-separated set or style names (default: all)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke run: real sets capped at {QUICK_CAP[0]}/{QUICK_CAP[1]} images, "
+                        f"styles {STYLE_COUNTS['quick'][0]}/{STYLE_COUNTS['quick'][1]}")
+    p.add_argument("--reader", choices=READERS, default="auto")
+    p.add_argument("--work", type=Path, default=WORK)
+    p.add_argument("--json", type=Path, default=WORK / "results.json")
+    p.add_argument("--ddddocr", type=Path, default=WORK / "ddddocr.json",
+                   help="zero-shot accuracies written by bench/ddddocr_baseline.py")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=5, help="timing runs (medians are reported)")
     return p.parse_args()
 
 
-def run_set(name: str, train_samples, test_samples, which: int, args) -> tuple[dict, CaptchaSolver]:
-    """Train on one set, measure on its held-out part."""
+def real_sets(folder: Path) -> list[str]:
+    return sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+
+
+def held_out_split(name: str, args) -> tuple[list[Sample], list[Sample]]:
+    """(training, held-out) samples of a real set or a generated style."""
+    if name in STYLES:
+        counts = STYLE_COUNTS["quick" if args.quick else "full"]
+        parts = []
+        for part, count, seed in zip(("train", "test"), counts, STYLE_SEEDS):
+            folder = args.work / "styles" / name / part
+            if not folder.is_dir() or len(list(folder.glob("*.png"))) != count:
+                for old in folder.glob("*.png"):
+                    old.unlink()
+                generate(folder, count, 4, style=name, seed=seed)
+            parts.append(load_folder(folder))
+        return parts[0], parts[1]
+    train, test = split(load_folder(args.datasets / name), 0.2, args.seed)
+    return (train[:QUICK_CAP[0]], test[:QUICK_CAP[1]]) if args.quick else (train, test)
+
+
+def run_set(name: str, args) -> dict:
+    """Train with default flags on one set's training part, measure on its held-out part."""
+    train, test = held_out_split(name, args)
     started = time.perf_counter()
-    solver = train(train_samples, args.work / name, epochs=args.epochs[which], width=args.width[which],
-                   seed=args.seed, force=True, verbose=0, log=lambda line: print(f"[{name}] {line}", flush=True))
+    reader = train_reader(train, args.work / "models" / name, reader=args.reader, seed=args.seed,
+                          force=True, verbose=0, log=lambda line: print(f"[{name}] {line}", flush=True))
     seconds = time.perf_counter() - started
-    report = evaluate(solver, test_samples)
-    print(f"[{name}] sequence {report['sequence_accuracy']:.4f}, chars {report['char_accuracy']:.4f}, "
-          f"train {seconds:.0f} s", flush=True)
-    keep = ("count", "sequence_accuracy", "char_accuracy", "segmentation_failure_rate",
-            "read_by_recognition_rate", "top_confusions")
-    return {**{k: report[k] for k in keep}, "train_images": len(train_samples),
-            "train_seconds": round(seconds, 1), "epochs": args.epochs[which], "width": args.width[which],
-            "training": solver.training}, solver
+    report = evaluate(reader, test)
+    read_all(reader, test[:200])  # warm-up: compiled predict functions
+    rates = [len(test) / read_all(reader, test)[1] for _ in range(3)]
+    row = {"set": name, "train_images": len(train), "held_out": len(test),
+           "sequence_accuracy": report["sequence_accuracy"], "char_accuracy": report["char_accuracy"],
+           "reader": report["reader"], "read_by": report["read_by"], "train_seconds": round(seconds, 1),
+           "captchas_per_second": round(statistics.median(rates), 1), "rates": rates,
+           "selection": read_selection(args.work / "models" / name)}
+    print(f"[{name}] {json.dumps({k: row[k] for k in list(row)[:10]})}", flush=True)
+    return row
 
 
-def speed(solver: CaptchaSolver, samples, repeats: int) -> dict:
-    """Median batch throughput over the held-out set and median single-image latency."""
-    read_all(solver, samples[:200])  # warm-up: compile the predict function
-    rates = [len(samples) / read_all(solver, samples)[1] for _ in range(repeats)]
-    paths = [s.path for s in samples[:50]]
-    solver.predict(paths[0])
-    latencies = []
-    for _ in range(repeats):
-        for path in paths:
-            t = time.perf_counter()
-            solver.predict(path)
-            latencies.append(1000 * (time.perf_counter() - t))
-    return {"batch_captchas_per_second": statistics.median(rates), "batch_rates": rates,
-            "single_image_ms": statistics.median(latencies)}
+def read_selection(model_dir: Path) -> dict | None:
+    """What ``--reader auto`` recorded about its choice."""
+    meta = json.loads((model_dir / "meta.json").read_text())
+    return meta.get("selection")
+
+
+def table(rows: list[dict], zero_shot: dict) -> str:
+    """The README's markdown table."""
+    lines = ["| set (held-out images) | sequence accuracy | char accuracy | reader | training | "
+             "CAPTCHAs/s | ddddocr zero-shot |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        z = zero_shot.get(r["set"])
+        lines.append(f"| {r['set']} ({r['held_out']:,}) | **{r['sequence_accuracy']:.2%}** | "
+                     f"{r['char_accuracy']:.2%} | {r['reader']} | {r['train_seconds']:.0f} s "
+                     f"({r['train_images']:,} images) | {r['captchas_per_second']:,.0f} | "
+                     f"{'' if z is None else f'{z:.1%}'} |")
+    return "\n".join(lines)
 
 
 def main() -> int:
     args = parse_args()
-    for folder in (args.really_simple, args.v2):
-        if not folder.is_dir():
-            print(f"captcha_bench: error: dataset folder not found: {folder}", file=sys.stderr)
+    names = real_sets(args.datasets) + list(STYLES)
+    if args.sets:
+        wanted = [n.strip() for n in args.sets.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in names]
+        if unknown:
+            print(f"captcha_bench: error: unknown set(s) {', '.join(unknown)}; "
+                  f"known: {', '.join(names)}", file=sys.stderr)
             return 1
-    results: dict = {"command": " ".join(sys.argv), "machine": platform.platform(),
-                     "cpus": os.cpu_count(), "load_before": os.getloadavg()}
-    rs_train, rs_test = split(load_folder(args.really_simple), 0.2, args.seed)
-    results["really-simple"], rs_solver = run_set("really-simple", rs_train, rs_test, 0, args)
-    results["speed"] = speed(rs_solver, rs_test, args.repeats)
-    v2_train, v2_test = split(load_folder(args.v2), 0.2, args.seed)
-    results["captcha-images-v2"], _ = run_set("captcha-images-v2", v2_train, v2_test, 1, args)
-    results["noisy"] = run_noisy(args)
+        names = wanted
+    zero_shot = json.loads(args.ddddocr.read_text()) if args.ddddocr.is_file() else {}
+    results = {"command": " ".join(sys.argv), "machine": platform.platform(), "cpus": os.cpu_count(),
+               "load_before": os.getloadavg(), "quick": args.quick, "sets": []}
+    for name in names:
+        results["sets"].append(run_set(name, args))
+        write_json(args.json, results)  # a long run keeps what it has measured so far
     results["load_after"] = os.getloadavg()
     write_json(args.json, results)
-    print_table("captcha benchmark (held-out figures)", table_rows(results))
+    print(table(results["sets"], zero_shot))
     print(f"load average before/after: {results['load_before']} / {results['load_after']}; json: {args.json}")
     return 0
-
-
-def run_noisy(args) -> dict:
-    """The project's own noisy style: generated train and test sets with different seeds."""
-    folders = {}
-    for part, count, seed in (("train", args.noisy_count[0], 101), ("test", args.noisy_count[1], 202)):
-        folder = args.work / f"noisy-{part}"
-        if not folder.is_dir() or len(list(folder.glob("*.png"))) != count:
-            generate(folder, count, 4, style="noisy", seed=seed)
-        folders[part] = load_folder(folder)
-    return run_set("noisy", folders["train"], folders["test"], 2, args)[0]
-
-
-def table_rows(results: dict) -> list[tuple[str, object]]:
-    rows = []
-    for name in ("really-simple", "captcha-images-v2", "noisy"):
-        r = results[name]
-        rows += [(f"{name}: sequence accuracy", r["sequence_accuracy"]),
-                 (f"{name}: char accuracy", r["char_accuracy"]),
-                 (f"{name}: segmentation failure rate", r["segmentation_failure_rate"]),
-                 (f"{name}: train time (s)", r["train_seconds"]),
-                 (f"{name}: held-out images", r["count"])]
-    rows += [("batch throughput, really-simple (CAPTCHAs/s)", results["speed"]["batch_captchas_per_second"]),
-             ("single image, Python API (ms)", results["speed"]["single_image_ms"])]
-    return rows
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ PROG = "captcha"
 def build_parser() -> argparse.ArgumentParser:
     from captcha.data import CASES
     from captcha.evaluate import EvaluateConfig
+    from captcha.readers import READERS
     from captcha.synth import DEFAULT_CHARSET, STYLES
 
     parser = ArgumentParser(prog=PROG, description="Read CAPTCHAs: OpenCV segmentation + a Keras glyph CNN.")
@@ -34,9 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a labelled folder")
     p.add_argument("data_dir", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="most epochs (default: each reader's own, segment 15, sequence 60)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--case", choices=CASES, default="keep")
+    p.add_argument("--reader", choices=READERS, default="auto",
+                   help="segment: OpenCV cuts + glyph CNN; sequence: CNN + BiGRU + CTC; "
+                        "auto: train both, keep the one that reads more of a validation slice")
     p.add_argument("--align-rounds", type=int, default=1,
                    help="rounds of re-cutting hard images by forced alignment, then retraining")
     p.add_argument("--line-kernel", type=int, default=None,
@@ -97,15 +102,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from captcha.data import load_folder
-    from captcha.train import train
+    from captcha.readers import train_reader
 
-    if args.epochs < 1 or args.align_rounds < 0 or args.width < 1:
+    if (args.epochs is not None and args.epochs < 1) or args.align_rounds < 0 or args.width < 1:
         raise UserError("--epochs and --width must be at least 1, --align-rounds at least 0")
     samples = load_folder(args.data_dir, args.case)
     print(f"{len(samples)} labelled images in {args.data_dir}")
-    train(samples, args.out, epochs=args.epochs, seed=args.seed, case=args.case, force=args.force,
-          align_rounds=args.align_rounds, line_kernel=args.line_kernel, width=args.width,
-          verbose=0 if args.quiet else 2)
+    train_reader(samples, args.out, reader=args.reader, seed=args.seed, case=args.case,
+                 force=args.force, verbose=0 if args.quiet else 2, epochs=args.epochs,
+                 align_rounds=args.align_rounds, line_kernel=args.line_kernel, width=args.width)
     return 0
 
 
@@ -152,7 +157,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_json(args.report, report)
     rows = [(k, report[k]) for k in ("count", "sequence_accuracy", "char_accuracy",
-                                     "segmentation_failure_rate", "images_per_second", "wrong_count")]
+                                     "segmentation_failure_rate", "images_per_second", "reader",
+                                     "wrong_count")]
     rows.append(("suspected_label_errors", len(report["suspected_label_errors"])))
     print_table(f"captcha evaluation: {args.data_dir}", rows)
     print(f"report: {args.report}  worst cases: {worst}")

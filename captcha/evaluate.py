@@ -91,6 +91,8 @@ def evaluate(solver: CaptchaSolver, samples: list[Sample], case: str | None = No
         "seconds": round(seconds, 3),
         "per_character_accuracy": {c: float(np.mean(v)) for c, v in sorted(per_char.items())},
         "top_confusions": dict(confusions.most_common(10)),
+        "reader": solver.reader,
+        "read_by": dict(Counter(r.reader for r in readings if r)),
         "wrong_count": len(wrong),
         "label_error_confidence": config.label_error_confidence,
         "suspected_label_errors": [w for w in wrong if w["confidence"] >= config.label_error_confidence],

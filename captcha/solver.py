@@ -47,14 +47,18 @@ class Reading:
     char_confidences: list[float]
     boxes: list[Box] = field(default_factory=list)
     by_recognition: bool = False
+    reader: str = "segment"  # which reader read it: "segment" or "sequence"
 
     def as_dict(self) -> dict[str, Any]:
         return {"text": self.text, "confidence": round(self.confidence, 6),
-                "char_confidences": [round(c, 6) for c in self.char_confidences]}
+                "char_confidences": [round(c, 6) for c in self.char_confidences],
+                "reader": self.reader}
 
 
 class CaptchaSolver:
     """A trained glyph CNN plus everything needed to cut images into glyphs the same way."""
+
+    reader = "segment"
 
     def __init__(self, model, charset: str, lengths: list[int], settings: SegmentSettings,
                  case: str = "keep", training: dict | None = None):
@@ -175,9 +179,13 @@ class CaptchaSolver:
         return settings, lengths
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike) -> "CaptchaSolver":
-        """Load a model directory written by ``captcha train``; a wrong one is a UserError."""
+    def load(cls, model_dir: str | os.PathLike):
+        """Load a model directory written by ``captcha train`` (any reader); a wrong one is a UserError."""
         meta = read_meta(model_dir, KIND, FORMAT_VERSION)
+        if meta.get("reader", "segment") != "segment":  # a sequence or voting model: dispatch
+            from captcha.readers import load
+
+            return load(model_dir)
         where = f"{model_dir}/meta.json"
         settings, lengths = cls.settings_from_meta(meta, model_dir)
         charset, case = typed_field(meta, "charset", str, where), typed_field(meta, "case", str, where)

@@ -30,7 +30,7 @@ def captcha_model_dir(captcha_data):
     from captcha.cli import main
 
     assert main(["train", str(captcha_data / "train"), "--out", str(captcha_data / "model"),
-                 "--epochs", "4", "--seed", "0", "--quiet"]) == 0
+                 "--epochs", "4", "--reader", "segment", "--seed", "0", "--quiet"]) == 0
     return captcha_data / "model"
 
 

@@ -79,7 +79,7 @@ def test_cli_predict_reads_good_images_and_fails_on_bad_ones(model_dir, trained,
     assert err.count("captcha: error:") == 1 and "bad.png" in err
     code, out, _ = run(capsys, "predict", model_dir, good[0], "--json")
     record = json.loads(out)
-    assert code == 0 and set(record) == {"path", "text", "confidence", "char_confidences"}
+    assert code == 0 and set(record) == {"path", "text", "confidence", "char_confidences", "reader"}
 
 
 def test_cli_refuses_damaged_model_and_blank_image(model_dir, tmp_path, capsys):
@@ -118,7 +118,7 @@ def test_seed_repeats_and_case_option(trained, tmp_path, capsys):
         (small / sample.path.name).write_bytes(sample.path.read_bytes())
     reports = []
     for name in ("a", "b"):
-        code, out, _ = run(capsys, "train", small, "--out", tmp_path / name, "--epochs", "1",
+        code, out, _ = run(capsys, "train", small, "--out", tmp_path / name, "--epochs", "1", "--reader", "segment",
                            "--align-rounds", "0", "--seed", "5", "--case", "lower", "--quiet")
         assert code == 0 and "segmented to their label's glyph count" in out
         reports.append(evaluate(CaptchaSolver.load(tmp_path / name), load_folder(trained / "test", "lower")))

@@ -1,0 +1,424 @@
+"""The segmentation-free reader: a small CNN + bidirectional GRU trained with CTC.
+
+It reads the whole image as a sequence of columns, so touching glyphs, noise lines through
+the text and variable lengths cost it nothing extra, where the segmenting reader has to cut
+first. Built for two CPU cores: the image is scaled to a small fixed height (width from the
+training images' aspect ratio, padded with background), three conv blocks shrink it 4x along
+x, and one BiGRU reads the columns. Keras preprocessing layers (active only in training)
+augment small folders. Greedy CTC decoding keeps the frame path, which gives each character
+its confidence (its best frame's probability) and an approximate column span (its frames).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable, Sequence, Union
+
+import cv2
+import numpy as np
+
+from captcha.data import Sample, apply_case, read_image, to_gray
+from captcha.solver import ImageLike, Reading
+from recognisers.errors import UserError, import_keras
+from recognisers.modeldir import read_meta, staged_model_dir, write_meta
+from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
+
+KIND = "captcha"
+FORMAT_VERSION = 1
+READER = "sequence"
+MODEL_FILE = "sequence_ctc.keras"
+POOL_X = 4  # the CNN shrinks x by this much: one CTC frame per 4 input columns
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """Every default of the sequence reader (stored in meta.json, so loading rebuilds it)."""
+
+    height: int = 32                 # input height in pixels
+    width: int = 0                   # input width; 0: from the training images' median aspect
+    max_width: int = 256             # cap on the measured width (bounds the work per image)
+    filters: tuple[int, ...] = (16, 32, 64)
+    rnn_units: int = 96              # per direction
+    dropout: float = 0.25
+    augment: bool = True             # small shifts, zooms and rotations while training
+    batch_size: int = 0              # 0: about 100 steps per epoch, within 16 to 64
+    learning_rate: float = 2e-3
+    epochs: int = 60
+    patience: int = 8                # epochs without a better validation reading before stopping
+    lr_patience: int = 3             # ... before the learning rate is halved
+    val_fraction: float = 0.1
+    max_seconds: float = 420.0       # training-time budget; the best epoch so far is kept
+    case: str = "keep"
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "filters": list(self.filters)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SequenceConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if "filters" in values:
+            values["filters"] = tuple(values["filters"])
+        return cls(**values)
+
+
+def read_gray(image: ImageLike) -> np.ndarray:
+    """Grey pixels of a path or array; transparent pixels are composited onto white first.
+
+    One decode with OpenCV keeps the alpha channel (a palette PNG with a transparent colour
+    comes out as BGRA); anything unusual goes to :func:`captcha.data.read_image`, which holds
+    every bad-file check and its one-line error.
+    """
+    if not isinstance(image, (str, os.PathLike)):
+        image = np.asarray(image)
+        if image.ndim == 3 and image.shape[2] == 4 and image.dtype == np.uint8:
+            return on_white(image[..., :3], image[..., 3])
+        return to_gray(image)
+    raw = cv2.imread(str(image), cv2.IMREAD_UNCHANGED) if Path(image).is_file() else None
+    if raw is None or raw.dtype != np.uint8:
+        return read_image(image)
+    if raw.ndim == 2:
+        return raw
+    if raw.shape[2] == 4:
+        return on_white(raw[..., :3], raw[..., 3], cv2.COLOR_BGR2GRAY)
+    return cv2.cvtColor(raw, cv2.COLOR_BGR2GRAY) if raw.shape[2] == 3 else read_image(image)
+
+
+def on_white(colour: np.ndarray, alpha: np.ndarray, code: int = cv2.COLOR_RGB2GRAY) -> np.ndarray:
+    """Grey levels of a colour image laid over white with its alpha channel."""
+    gray = cv2.cvtColor(np.ascontiguousarray(colour), code).astype(np.float32)
+    a = alpha.astype(np.float32) / 255.0
+    return np.clip(gray * a + 255.0 * (1.0 - a) + 0.5, 0, 255).astype(np.uint8)
+
+
+def fit_to_input(gray: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
+    """Scale to ``height`` keeping the aspect (squeeze if wider than ``width``), pad right.
+
+    Returns ink-positive floats (0 = background, so padding is background) and the x scale.
+    """
+    h, w = gray.shape
+    new_w = max(1, min(width, round(w * height / h)))
+    small = cv2.resize(gray, (new_w, height), interpolation=cv2.INTER_AREA)
+    ink = 1.0 - small.astype(np.float32) / 255.0
+    out = np.zeros((height, width), np.float32)
+    out[:, :new_w] = ink
+    return out, new_w / w
+
+
+def measured_width(grays: Sequence[np.ndarray], config: SequenceConfig) -> int:
+    """Input width: the median training aspect ratio at ``height``, a multiple of 16, capped."""
+    aspect = float(np.median([g.shape[1] / g.shape[0] for g in grays]))
+    width = int(math.ceil(aspect * config.height / 16) * 16)
+    return int(min(config.max_width, max(32, width)))
+
+
+def build_network(config: SequenceConfig, width: int, n_classes: int):
+    """conv blocks (x/4, y/8) -> columns as frames -> BiGRU -> per-frame logits (blank = 0)."""
+    keras = import_keras()
+    from keras import layers
+
+    inputs = keras.Input((config.height, width, 1), name="image")
+    x = inputs
+    if config.augment:
+        x = layers.RandomTranslation(0.06, 0.03, fill_mode="constant")(x)
+        x = layers.RandomZoom(0.08, fill_mode="constant")(x)
+        x = layers.RandomRotation(0.01, fill_mode="constant")(x)
+    pools = [(2, 2), (2, 2)] + [(2, 1)] * (len(config.filters) - 2)
+    for filters, pool in zip(config.filters, pools):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)  # settles within a few small epochs
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(pool)(x)
+    x = layers.Permute((2, 1, 3))(x)  # (frames, rows, channels)
+    x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
+    x = layers.Dense(2 * config.rnn_units, activation="relu")(x)
+    x = layers.Dropout(config.dropout)(x)
+    x = layers.Bidirectional(layers.GRU(config.rnn_units, return_sequences=True))(x)
+    x = layers.Dropout(config.dropout)(x)
+    logits = layers.Dense(n_classes + 1, name="logits")(x)
+    return keras.Model(inputs, logits, name="sequence_ctc")
+
+
+def inference_function(model):
+    """The network in inference mode, traced once for any batch size (no retracing per size)."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+
+def ctc_loss(y_true, y_pred):
+    """CTC loss of padded labels (class ids from 1, 0 pads) against per-frame logits."""
+    from keras import ops
+
+    labels = ops.cast(y_true, "int32")
+    label_length = ops.sum(ops.cast(labels > 0, "int32"), axis=1)
+    frames = ops.shape(y_pred)[1]
+    frame_length = ops.full((ops.shape(y_pred)[0],), frames, dtype="int32")
+    return ops.ctc_loss(labels, y_pred, label_length, frame_length, mask_index=0)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def greedy_paths(probs: np.ndarray) -> list[list[tuple[int, int, int, float]]]:
+    """Best-path CTC decoding that keeps the alignment: per image, (class, first, last frame, p).
+
+    ``keras.ops.ctc_decode`` gives the same text but not the frames, which the confidences
+    and boxes need; the best path is one argmax and one pass over the frames.
+    """
+    best = probs.argmax(axis=-1)
+    top = probs.max(axis=-1)
+    out = []
+    for row, p in zip(best, top):
+        runs: list[tuple[int, int, int, float]] = []
+        prev = 0
+        for t, k in enumerate(row):
+            if k != 0 and k == prev and runs:
+                c, first, _, conf = runs[-1]
+                runs[-1] = (c, first, t, max(conf, float(p[t])))
+            elif k != 0:
+                runs.append((int(k), t, t, float(p[t])))
+            prev = k
+        out.append(runs)
+    return out
+
+
+class SequenceReader:
+    """CNN + BiGRU + CTC behind the readers' contract (fit, predict, predict_batch, save, load)."""
+
+    reader = READER
+
+    def __init__(self, config: SequenceConfig = SequenceConfig()):
+        self.config = config
+        self.model = None
+        self.charset = ""
+        self.lengths: list[int] = []
+        self.width = config.width
+        self.training: dict = {}
+        self.history: list[dict] = []
+        self._forward = None
+
+    @property
+    def case(self) -> str:
+        return self.config.case
+
+    # -- training ------------------------------------------------------------------------
+    def fit(self, samples: Sequence[Sample], log: Callable[[str], None] = print,
+            verbose: bool = True) -> "SequenceReader":
+        """Train on labelled samples; a validation slice carved from them picks the best epoch."""
+        keras = import_keras()
+        started = time.perf_counter()
+        cfg = self.config
+        set_seed(cfg.seed)
+        grays, labels = read_training_images(samples, cfg.case, log)
+        self.charset = "".join(sorted(set("".join(labels))))
+        self.lengths = sorted(set(map(len, labels)))
+        self.width = cfg.width or measured_width(grays, cfg)
+        x = self.inputs(grays)
+        y = encode_labels(labels, self.charset, max(self.lengths))
+        order = np.random.default_rng(cfg.seed).permutation(len(labels))
+        n_val = max(1, int(round(len(labels) * cfg.val_fraction)))
+        val, train = order[:n_val], order[n_val:]
+        if len(train) == 0:
+            raise UserError("too few training images: need at least two")
+        self.model, self._forward = build_network(cfg, self.width, len(self.charset)), None
+        self.model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=ctc_loss,
+                           jit_compile=False)
+        batch = cfg.batch_size or int(np.clip(len(train) // 100, 16, 64))
+        data = dataset(x[train], y[train], batch, cfg.seed)
+        best = self.train_epochs(data, x[val], [labels[i] for i in val], log if verbose else None)
+        self.training = {"images": len(samples), "readable": len(labels), "train_images": len(train),
+                         "validation_images": len(val), **best,
+                         "seconds": round(time.perf_counter() - started, 1)}
+        log(f"sequence reader: best epoch {best['best_epoch']} of {best['epochs_run']}, validation "
+            f"sequence accuracy {best['validation_sequence_accuracy']:.4f} ({best['stopped_by']}), "
+            f"{self.training['seconds']:.0f} s")
+        return self
+
+    def train_epochs(self, data, x_val: np.ndarray, val_labels: list[str],
+                     log: Callable[[str], None] | None) -> dict:
+        """Epochs until patience or the time budget runs out; the best epoch's weights are kept.
+
+        The learning rate halves after ``lr_patience`` epochs without a better reading: the
+        validation reading swings from epoch to epoch until the rate is small. Neither counts
+        before the first image is read right: CTC first sits on a plateau (blanks everywhere)
+        for a number of steps that depends on the data, not on the learning rate.
+
+        "Best" is the higher validation sequence accuracy, then the lower validation loss:
+        CTC often reads nothing right for several epochs while its loss falls, and those
+        epochs are progress.
+        """
+        cfg, started = self.config, time.perf_counter()
+        y_val = encode_labels(val_labels, self.charset, max(self.lengths))
+        best = (-1.0, math.inf, 0, None)  # accuracy, loss, epoch, weights
+        self.history, stopped_by = [], "epochs"
+        for epoch in range(cfg.epochs):
+            fitted = self.model.fit(data, initial_epoch=epoch, epochs=epoch + 1, verbose=0,
+                                    shuffle=False)  # the dataset shuffles
+            probs = self.frame_probs(x_val)
+            acc = float(np.mean([t == label for t, label in zip(self.texts(probs), val_labels)]))
+            loss = float(np.mean(np.asarray(ctc_loss(y_val, np.log(np.maximum(probs, 1e-9))))))
+            elapsed = time.perf_counter() - started
+            self.history.append({"epoch": epoch, "loss": fitted.history["loss"][-1], "val_loss": loss,
+                                 "val_sequence_accuracy": acc, "seconds": round(elapsed, 1)})
+            if log:
+                log(f"epoch {epoch + 1}: loss {self.history[-1]['loss']:.3f}, validation loss "
+                    f"{loss:.3f}, sequence accuracy {acc:.4f} ({elapsed:.0f} s)")
+            if acc > best[0] or (acc == best[0] and loss < best[1]):
+                best = (acc, loss, epoch, self.model.get_weights())
+            waited = epoch - best[2] if best[0] > 0 else 0  # the plateau before reading starts
+            if waited >= cfg.patience:
+                stopped_by = "no better validation reading"
+                break
+            if waited and waited % cfg.lr_patience == 0:
+                rate = self.model.optimizer.learning_rate
+                rate.assign(rate * 0.5)
+            if epoch and 2 * elapsed - self.history[-2]["seconds"] > cfg.max_seconds:  # one more won't fit
+                stopped_by = "time budget"
+                break
+        self.model.set_weights(best[3])
+        return {"best_epoch": best[2] + 1, "epochs_run": len(self.history),
+                "validation_sequence_accuracy": round(best[0], 4), "stopped_by": stopped_by}
+
+    def texts(self, probs: np.ndarray) -> list[str]:
+        """Greedy CTC text of per-frame probabilities."""
+        return ["".join(self.charset[k - 1] for k, *_ in runs) for runs in greedy_paths(probs)]
+
+    def inputs(self, grays: Sequence[np.ndarray]) -> np.ndarray:
+        """The network's input batch for grey images."""
+        return np.stack([fit_to_input(g, self.config.height, self.width)[0] for g in grays])[..., None]
+
+    # -- reading -------------------------------------------------------------------------
+    def predict(self, image: ImageLike) -> Reading:
+        """Read one CAPTCHA (a path, or a grey/RGB(A) array)."""
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[ImageLike]) -> list[Reading]:
+        """Read many CAPTCHAs in batched network calls; raises UserError for an unreadable one."""
+        return self.read_grays([read_gray(image) for image in images])
+
+    def read_each(self, images: Sequence[ImageLike]) -> list[Union[Reading, UserError]]:
+        """Like predict_batch, but an unreadable image gives its UserError in its place."""
+        results: list = [None] * len(images)
+        grays, where = [], []
+        for i, image in enumerate(images):
+            try:
+                grays.append(read_gray(image))
+                where.append(i)
+            except UserError as exc:
+                results[i] = exc
+        for i, reading in zip(where, self.read_grays(grays)):
+            results[i] = reading
+        return results
+
+    def frame_probs(self, x: np.ndarray, chunk: int = 512) -> np.ndarray:
+        """Per-frame class probabilities for an input batch."""
+        if len(x) == 0:
+            return np.zeros((0, self.width // POOL_X, len(self.charset) + 1), np.float32)
+        if self._forward is None:
+            self._forward = inference_function(self.model)
+        return softmax(np.concatenate([self._forward(x[i:i + chunk]).numpy()
+                                       for i in range(0, len(x), chunk)]))
+
+    def read_grays(self, grays: Sequence[np.ndarray]) -> list[Reading]:
+        """Decode grey images; boxes are the characters' frame spans in the image's columns."""
+        scaled = [fit_to_input(g, self.config.height, self.width) for g in grays]
+        x = np.stack([s[0] for s in scaled])[..., None] if scaled else np.zeros((0,))
+        readings = []
+        for gray, (_, scale), runs in zip(grays, scaled, greedy_paths(self.frame_probs(x))):
+            conf = [p for _, _, _, p in runs]
+            boxes = [(int(first * POOL_X / scale), 0, int(min(gray.shape[1], (last + 1) * POOL_X / scale)),
+                      gray.shape[0]) for _, first, last, _ in runs]
+            text = "".join(self.charset[k - 1] for k, _, _, _ in runs)
+            readings.append(Reading(text, float(np.prod(conf)) if conf else 0.0, conf, boxes,
+                                    reader=READER))
+        return readings
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, model_dir: str | os.PathLike, force: bool = False) -> None:
+        """Write the model directory atomically (an existing model only with ``force``)."""
+        with staged_model_dir(model_dir, kind=KIND, force=force) as tmp:
+            self.save_into(tmp)
+
+    def save_into(self, model_dir: Path) -> None:
+        """Write the network, meta.json and the training history into a (staged) directory."""
+        self.model.save(model_dir / MODEL_FILE)
+        write_meta(model_dir, KIND, FORMAT_VERSION, {
+            "reader": READER, "model_file": MODEL_FILE, "charset": self.charset,
+            "lengths": self.lengths, "case": self.case, "width": self.width,
+            "config": self.config.to_dict(), "training": self.training})
+        if self.history:
+            write_rows(model_dir / HISTORY_CSV, self.history)
+            plot_history(model_dir / HISTORY_CSV, model_dir / HISTORY_PNG,
+                         f"sequence reader ({Path(model_dir).name})")
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike, meta: dict | None = None) -> "SequenceReader":
+        """Load a directory written by :meth:`save`; a wrong or damaged one is a UserError."""
+        meta = meta or read_meta(model_dir, KIND, FORMAT_VERSION)
+        keras = import_keras()
+        try:
+            reader = cls(SequenceConfig.from_dict(meta["config"]))
+            reader.charset, reader.lengths = str(meta["charset"]), list(meta["lengths"])
+            reader.width, reader.training = int(meta["width"]), meta.get("training", {})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"{model_dir}/meta.json is damaged: {exc!r}") from None
+        try:
+            reader.model = keras.saving.load_model(Path(model_dir) / meta.get("model_file", MODEL_FILE),
+                                                   compile=False)
+        except Exception as exc:  # noqa: BLE001  a damaged file can fail in many ways inside Keras
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"cannot load the model in {model_dir}: {first_line}") from None
+        return reader
+
+
+def read_training_images(samples: Sequence[Sample], case: str,
+                         log: Callable[[str], None]) -> tuple[list[np.ndarray], list[str]]:
+    """Grey images and case-normalised labels; unreadable files are skipped and counted."""
+    grays, labels = [], []
+    for sample in samples:
+        try:
+            grays.append(read_gray(sample.path))
+            labels.append(apply_case(sample.label, case))
+        except UserError:
+            continue
+    if len(grays) < len(samples):
+        log(f"skipped {len(samples) - len(grays)} unreadable image(s)")
+    if not grays:
+        raise UserError("no readable training images")
+    return grays, labels
+
+
+def dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    """A shuffled, batched, prefetched tf.data pipeline over in-memory arrays."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    return (data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+
+def encode_labels(labels: Sequence[str], charset: str, length: int) -> np.ndarray:
+    """Class ids (from 1; 0 is the CTC blank and the padding) of each label, padded to ``length``."""
+    y = np.zeros((len(labels), length), np.int32)
+    for i, label in enumerate(labels):
+        y[i, :len(label)] = [charset.index(c) + 1 for c in label]
+    return y
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """The per-epoch history as CSV (the columns plot_history reads)."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,159 @@
+"""The sequence reader (CNN + BiGRU + CTC) and the reader choice, on tiny generated folders."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from captcha import CaptchaSolver
+from captcha.cli import main
+from captcha.data import Sample, load_folder
+from captcha.evaluate import evaluate
+from captcha.readers import ChoiceConfig, VotingReader, judge, train_reader
+from captcha.sequence import SequenceConfig, SequenceReader, greedy_paths
+from captcha.solver import Reading
+from captcha.synth import generate
+
+CHARSET = "ABCDEFGH23"
+TINY = SequenceConfig(height=24, filters=(16, 24, 32), rnn_units=32, epochs=10, patience=10,
+                      augment=False, max_seconds=300, learning_rate=4e-3, batch_size=16, seed=0)
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, match):
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("captcha: error:") and match in lines[0], err
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Variable-length (3 and 5 glyphs) simple-style training and test folders."""
+    root = tmp_path_factory.mktemp("seq")
+    for part, count, seed in (("train", 150, 1), ("test", 25, 3)):
+        generate(root / part, count, 3, CHARSET, seed=seed)
+        generate(root / part, count, 5, CHARSET, seed=seed + 1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reader(folders):
+    return SequenceReader(TINY).fit(load_folder(folders / "train"), log=lambda line: None)
+
+
+def test_learns_a_variable_length_set_far_above_chance(reader, folders):
+    report = evaluate(reader, load_folder(folders / "test"))
+    assert reader.lengths == [3, 5]
+    assert report["char_accuracy"] > 0.6  # chance: 0.1 per character
+    assert report["sequence_accuracy"] > 0.3  # chance: 0.001 or less
+    assert {len(r.text) for r in report["_readings"]} >= {3, 5}
+    assert report["reader"] == "sequence" and set(report["read_by"]) == {"sequence"}
+
+
+def test_readings_carry_confidences_and_column_spans(reader, folders):
+    reading = reader.predict(load_folder(folders / "test")[0].path)
+    assert len(reading.char_confidences) == len(reading.text) == len(reading.boxes)
+    assert all(0 < c <= 1 for c in reading.char_confidences)
+    assert reading.confidence == pytest.approx(float(np.prod(reading.char_confidences)))
+    starts = [box[0] for box in reading.boxes]
+    assert starts == sorted(starts) and reading.reader == "sequence"
+
+
+def test_greedy_path_merges_repeats_and_drops_blanks():
+    frames = np.eye(4)[[0, 2, 2, 0, 2, 3, 3, 0]] * 0.9 + 0.025
+    runs = greedy_paths(frames[None])[0]
+    assert [(k, a, b) for k, a, b, _ in runs] == [(2, 1, 2), (2, 4, 4), (3, 5, 6)]
+
+
+def test_save_and_load_give_identical_predictions(reader, folders, tmp_path):
+    reader.save(tmp_path / "m")
+    names = {p.name for p in (tmp_path / "m").iterdir()}
+    assert {"meta.json", "sequence_ctc.keras", "history.csv", "history.png"} <= names
+    loaded = CaptchaSolver.load(tmp_path / "m")  # the one loader dispatches on meta.json
+    assert isinstance(loaded, SequenceReader)
+    paths = [s.path for s in load_folder(folders / "test")[:12]]
+    before, after = reader.predict_batch(paths), loaded.predict_batch(paths)
+    assert [r.text for r in before] == [r.text for r in after]
+    np.testing.assert_allclose([r.confidence for r in before], [r.confidence for r in after], rtol=1e-5)
+    with pytest.raises(Exception, match="already holds a model"):
+        reader.save(tmp_path / "m")
+
+
+def test_transparent_background_reads_as_white(reader, folders):
+    path = load_folder(folders / "test")[0].path
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    ink = rgb.min(axis=2) < 128
+    rgba = np.dstack([np.where(ink[..., None], rgb, 0), np.where(ink, 255, 0)]).astype(np.uint8)
+    transparent = path.with_name("transparent.png")
+    Image.fromarray(rgba, "RGBA").save(transparent)
+    assert reader.predict(transparent).text == reader.predict(path).text
+
+
+class Fixed:
+    """A stand-in reader that reads each path as a fixed text and remembers what it was asked."""
+
+    def __init__(self, texts, confidence, case="keep"):
+        self.texts, self.confidence, self.case, self.asked = texts, confidence, case, []
+
+    def read_each(self, paths):
+        self.asked += list(paths)
+        conf = self.confidence if isinstance(self.confidence, list) else [self.confidence] * len(self.texts)
+        return [Reading(self.texts[int(p)], c, [c]) for p, c in zip(paths, [conf[int(p)] for p in paths])]
+
+
+def test_judge_keeps_the_reader_that_reads_more_validation_images():
+    held = [Sample(str(i), t) for i, t in enumerate(("AB", "CD", "EF", "GH"))]
+    good, bad = Fixed(["AB", "CD", "EF", "XX"], 0.5), Fixed(["AB", "XX", "XX", "XX"], 0.9)
+    assert judge({"segment": bad, "sequence": good}, held, "keep")["chosen"] == "sequence"
+    selection = judge({"segment": good, "sequence": bad}, held, "keep")
+    assert selection["chosen"] == "segment" and "75.00%" in selection["reason"]
+    assert selection["validation_sequence_accuracy"] == {"segment": 0.75, "sequence": 0.25, "vote": 0.25}
+
+
+def test_auto_keeps_the_segmenter_where_the_sequence_reader_had_no_time(folders, tmp_path):
+    """One epoch of the sequence reader reads nothing; the segmenter reads most: auto keeps it."""
+    samples = [s for s in load_folder(folders / "train") if len(s.label) == 3]
+    model = train_reader(samples, tmp_path / "m", seed=0, verbose=0, log=lambda line: None,
+                         sequence=replace(TINY, filters=(8, 8, 8), epochs=1),
+                         choice=ChoiceConfig(val_fraction=0.2), align_rounds=0)
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    assert meta["reader"] == "segment" and isinstance(model, CaptchaSolver)
+    accuracy = meta["selection"]["validation_sequence_accuracy"]
+    assert accuracy["segment"] > accuracy["sequence"] + 0.3
+    assert not (tmp_path / "m" / "sequence").exists() and (tmp_path / "m" / "glyph_cnn.keras").exists()
+
+
+def test_cli_train_sequence_and_predict_json_name_the_reader(folders, tmp_path, capsys):
+    code, out, _ = run(capsys, "train", folders / "train", "--out", tmp_path / "m", "--reader", "sequence",
+                       "--epochs", 1, "--quiet")
+    assert code == 0 and "best epoch" in out
+    code, out, _ = run(capsys, "predict", tmp_path / "m", *[s.path for s in load_folder(folders / "test")[:2]],
+                       "--json")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(lines) == 2 and all(line["reader"] == "sequence" for line in lines)
+    code, _, err = run(capsys, "train", folders / "train", "--out", tmp_path / "m", "--reader", "sequence")
+    assert_one_line_error(code, err, "--force")
+    (tmp_path / "bad.png").write_text("not an image")
+    code, _, err = run(capsys, "predict", tmp_path / "m", tmp_path / "bad.png")
+    assert_one_line_error(code, err, "not a readable image")
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    (tmp_path / "m" / "meta.json").write_text(json.dumps({**meta, "config": None}))
+    code, _, err = run(capsys, "predict", tmp_path / "m", tmp_path / "bad.png")
+    assert_one_line_error(code, err, "damaged")
+    (tmp_path / "m" / "meta.json").write_text(json.dumps({**meta, "reader": "oracle"}))
+    code, _, err = run(capsys, "evaluate", tmp_path / "m", folders / "test", "--report", tmp_path / "r.json")
+    assert_one_line_error(code, err, "unknown reader")
+
+
+def test_vote_asks_the_segmenter_only_where_the_sequence_reader_is_unsure():
+    sequence = Fixed(["AB", "XX", "CD"], [0.99, 0.3, 0.6])
+    segment = Fixed(["ZZ", "EF", "YY"], [0.5, 0.8, 0.4])
+    readings = VotingReader(sequence, segment).predict_batch(["0", "1", "2"])
+    assert [r.text for r in readings] == ["AB", "EF", "CD"] and segment.asked == ["1", "2"]
