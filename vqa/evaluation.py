@@ -13,7 +13,7 @@ import numpy as np
 from recognisers.training import save_figure
 from vqa.answerer import VQAModel
 from vqa.data import VQASet
-from vqa.metrics import exact_match, per_type_accuracy, vqa_accuracy
+from vqa.metrics import exact_match, official_type_score, per_type_accuracy, vqa_accuracy
 
 MAX_CONFUSION_ANSWERS = 30
 
@@ -38,11 +38,27 @@ def evaluate(model: VQAModel, data: VQASet, model_dir: str | os.PathLike,
         "seconds": round(seconds, 3),
         "questions_per_second": len(data) / max(seconds, 1e-9),
     }
-    if data.human_answers is not None:
-        scores = [vqa_accuracy(p, h) for p, h in zip(predictions, data.human_answers)]
-        report["vqa_accuracy"] = float(np.mean(scores))
-        report["per_type_vqa_accuracy"] = per_type_accuracy(scores, data.types)
+    report.update(official_metric(predictions, data))
     return report, predictions
+
+
+def official_metric(predictions: list[str], data: VQASet) -> dict:
+    """``vqa_accuracy`` over the questions that carry human answers, with their count.
+
+    Per-type figures use the score the official script averages per type (see
+    :func:`vqa.metrics.official_type_score`). Empty when no question has human answers.
+    """
+    human = data.human_answers or []
+    rows = [i for i, h in enumerate(human) if h]
+    if not rows:
+        return {}
+    return {
+        "vqa_accuracy": float(np.mean([vqa_accuracy(predictions[i], human[i]) for i in rows])),
+        "vqa_accuracy_count": len(rows),
+        "per_type_vqa_accuracy": per_type_accuracy(
+            [official_type_score(predictions[i], human[i]) for i in rows],
+            [data.types[i] for i in rows]),
+    }
 
 
 def report_rows(report: dict) -> list[tuple[str, object]]:
@@ -50,7 +66,8 @@ def report_rows(report: dict) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [("questions", report["count"]),
                                       ("accuracy", report["accuracy"])]
     if "vqa_accuracy" in report:
-        rows.append(("vqa_accuracy (official)", report["vqa_accuracy"]))
+        rows.append((f"vqa_accuracy, official ({report['vqa_accuracy_count']} with human "
+                     "answers)", report["vqa_accuracy"]))
     for kind, entry in report["per_type"].items():
         rows.append((f"accuracy: {kind} ({entry['count']})", entry["accuracy"]))
     rows.append(("questions/s", float(report["questions_per_second"])))
