@@ -14,7 +14,7 @@ from vqa.answerer import VQAModel
 from vqa.batches import training_dataset
 from vqa.data import VQASet, answer_vocabulary, split_by_image
 from vqa.features import EncoderConfig, build_vgg_encoder, default_cache_dir, image_table
-from vqa.model import ModelConfig, build_vqa_model
+from vqa.model import KIND_FILTERS, ModelConfig, answers_view, build_vqa_model
 from vqa.text import QuestionEncoder
 
 
@@ -34,6 +34,12 @@ class TrainSettings:
     network: ModelConfig = field(default_factory=ModelConfig)
     cache_dir: str | None = None
     verbose: int = 2
+
+
+def settings_for(kind: str = ModelConfig.kind, **overrides) -> TrainSettings:
+    """The default settings of ``vqa train --model kind`` (the CNN widths differ per kind)."""
+    return TrainSettings(encoder=EncoderConfig(filters=KIND_FILTERS[kind]),
+                         network=ModelConfig(kind=kind), **overrides)
 
 
 def train(data: VQASet, workdir: Path, settings: TrainSettings) -> VQAModel:
@@ -57,7 +63,8 @@ def train(data: VQASet, workdir: Path, settings: TrainSettings) -> VQAModel:
                               questions.max_length, len(answers))
     import keras
 
-    network.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
+    trainable = answers_view(network)
+    trainable.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     train_ds = training_dataset(tables[0], train_part.image_index, questions(train_part.questions),
                                 train_labels, settings.batch_size, settings.seed)
@@ -65,7 +72,7 @@ def train(data: VQASet, workdir: Path, settings: TrainSettings) -> VQAModel:
                               val_labels, 1024, None)
     started = time.perf_counter()
     # shuffle=False: the pipeline reshuffles images itself, keeping each image's questions together.
-    history = network.fit(train_ds, validation_data=val_ds, epochs=settings.epochs,
+    history = trainable.fit(train_ds, validation_data=val_ds, epochs=settings.epochs,
                           callbacks=training_callbacks(workdir, settings.patience),
                           verbose=settings.verbose, shuffle=False)
     seconds = time.perf_counter() - started
