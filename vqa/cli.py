@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from recognisers.errors import UserError, import_keras, run_cli
-from vqa.model import KIND_FILTERS, KINDS, ModelConfig
+from vqa.model import KINDS, ModelConfig
 from vqa.shapes import ShapesConfig
 
 DATASETS = ("easy-vqa", "vqa2", "jsonl")
@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="replace an existing model")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=128, help="questions per batch (about)")
-    train.add_argument("--learning-rate", type=float, default=2e-3)
+    train.add_argument("--learning-rate", type=float,
+                       help="default: 2e-3 for cnn-lstm, 5e-4 for attention")
     train.add_argument("--val-fraction", type=float, default=0.1,
                        help="share of training images kept for validation / early stopping")
     train.add_argument("--patience", type=int, default=3, help="early-stopping patience")
@@ -47,9 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--top-answers", type=int, default=1000, help="answer vocabulary size")
     train.add_argument("--image-encoder", choices=("compact", "vgg16", "vgg19"), default="compact")
     train.add_argument("--image-size", type=int, help="default 64 (compact), 224 (vgg)")
-    train.add_argument("--filters", help="compact CNN widths per block (default: "
-                       + "; ".join(f"{','.join(map(str, v))} for {k}"
-                                   for k, v in KIND_FILTERS.items()) + ")")
+    train.add_argument("--filters", help="compact CNN widths per block (default: 32,64,128 "
+                       "for cnn-lstm, 16,32,64 for attention)")
     train.add_argument("--vgg-layer", choices=("fc7", "pool"), default="fc7")
     train.add_argument("--vgg-weights", default="none", help="none, imagenet or a weights file")
     train.add_argument("--model", choices=KINDS, default=ModelConfig.kind,
@@ -144,15 +144,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from recognisers.modeldir import check_writable_target, staged_model_dir
     from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history
     from vqa.features import EncoderConfig
-    from vqa.trainer import TrainSettings, train
+    from vqa.trainer import TrainSettings, settings_for, train
 
     check_writable_target(Path(args.out), args.force)
     weights = None if args.vgg_weights.lower() == "none" else args.vgg_weights
     default_size = 64 if args.image_encoder == "compact" else 224
-    filters = (_int_list(args.filters, "--filters") if args.filters
-               else KIND_FILTERS.get(args.model, EncoderConfig.filters))
+    defaults = settings_for(args.model)
+    filters = _int_list(args.filters, "--filters") if args.filters else defaults.encoder.filters
     settings = TrainSettings(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate or defaults.learning_rate,
         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
         top_answers=args.top_answers, cache_dir=args.cache_dir, verbose=0 if args.quiet else 2,
         encoder=EncoderConfig(args.image_encoder, args.image_size or default_size,

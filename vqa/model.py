@@ -6,9 +6,10 @@ Two kinds (``ModelConfig.kind``, ``vqa train --model``):
   an element-wise product. It keeps *what* is in the image and throws away *where*.
 * ``attention``: the image stays a spatial feature map with two coordinate channels; the
   question guides ``hops`` rounds of attention over its cells (stacked attention, Yang et al.
-  2016). Each hop scores every cell with a small MLP of the cell and the current query, reads
-  the softmax-weighted cell (what and where it is) and a sigmoid-gated count of cells, and
-  updates the query. Two hops answer "the object closest to the red one": the first finds
+  2016). Each hop conditions every cell on the current query (FiLM-style scale and shift,
+  then ReLU), scores the cells from that, reads the softmax-weighted cell (what and where it
+  is) and the max- and mean-pooled conditioned cells (is there one, how many), and updates
+  the query. Two hops answer "the object closest to the red one": the first finds
   the red object and its coordinates, the second scores the others by distance to them.
 
 Inputs are a batch of *images* (or cached image features), a batch of questions and, for
@@ -26,9 +27,6 @@ from vqa.features import FEATURE_DIMS, EncoderConfig, build_compact_cnn
 
 FUSIONS = ("product", "concat")
 KINDS = ("cnn-lstm", "attention")
-# compact CNN widths per model kind: the attention model keeps an 8x8 map and reads colour
-# from the pixels too, so a narrower CNN serves it (and trains about 4x faster on CPU)
-KIND_FILTERS = {"cnn-lstm": EncoderConfig.filters, "attention": (16, 32, 64)}
 ATTENTION_OUTPUT = "attention_maps"
 
 
@@ -143,7 +141,7 @@ def _attention_layer(hops: int, units: int):
                 # the conditioned cells pooled: a direct path from every cell to the answer
                 # (soft counts, "is the red one on the left"), so learning need not wait
                 # for the softmax to find the right cell first
-                pooled = ops.mean(hidden, axis=1)
+                pooled = ops.concatenate([ops.max(hidden, axis=1), ops.mean(hidden, axis=1)], -1)
                 query = query + self.update[k](ops.concatenate([query, read, pooled], axis=-1))
                 maps.append(weights)
             return query, ops.stack(maps, axis=1)
