@@ -2,7 +2,8 @@
 
 One command, one table, one JSON file:
 
-    .venv/bin/python bench/vqa_shapes_bench.py [--models attention cnn-lstm] [--out runs/bench/shapes]
+    .venv/bin/python bench/vqa_shapes_bench.py [--models attention cnn-lstm] [--epochs N]
+                                               [--out runs/bench/shapes]
 
 The training set (``--train-images`` images, seed 101) and the held-out set (1,000 images,
 seed 202) come from ``vqa generate shapes``. Training uses the default settings of

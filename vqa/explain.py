@@ -48,7 +48,8 @@ def _scaled(maps: np.ndarray) -> np.ndarray:
     return maps / np.maximum(peak, 1e-12)[:, None, None]
 
 
-def attention_maps(network, pixels: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def attention_maps(network, pixels: np.ndarray,
+                   tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(answer probabilities, maps ``(hops, side, side)``) of one image and one question."""
     probs, maps = network([pixels[None], tokens, np.zeros(1, np.int32)], training=False)
     maps = np.asarray(maps)[0]

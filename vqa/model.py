@@ -178,29 +178,13 @@ def build_vqa_model(encoder: EncoderConfig, config: ModelConfig, vocabulary_size
     questions = keras.Input((max_length,), dtype="int32", name="questions")
     image_index = keras.Input((), dtype="int32", name="image_index")
 
-    q = layers.Embedding(vocabulary_size, config.embed_dim, mask_zero=True,
-                         name="embedding")(questions)
-    for i, units in enumerate(config.lstm_units):
-        last = i == len(config.lstm_units) - 1
-        q = layers.LSTM(units, return_sequences=not last, name=f"lstm{i}")(q)
-    if config.spatial:  # unit-scale query from the first step (the LSTM output starts tiny)
-        q = layers.Dense(config.hidden, name="question_dense")(q)
-        q = layers.LayerNormalization(name="question_norm")(q)
-    else:
-        q = layers.Dense(config.hidden, activation="tanh", name="question_dense")(q)
-
     if config.spatial:
-        # each cell's mean colour beside the CNN features: colour is there from the first step
-        side = image_features.shape[1]
-        pixels = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="cell_pixels_scale")(images)
-        pixels = layers.AveragePooling2D(encoder.image_size // side, name="cell_pixels")(pixels)
-        image_features = layers.Concatenate(name="cell_features")([image_features, pixels])
-        cells = _coordinate_layer()(image_features)
-        cells = layers.Dense(config.hidden, name="cell_dense")(cells)
-        x, maps = _attention_layer(config.hops, config.hidden)(cells, image_index, q)
-    else:
+        q = _question_vector(questions, config, vocabulary_size)
+        x, maps = _attend(images, image_features, image_index, q, encoder, config)
+    else:  # the baseline's layers are made in their original order (same seeded init)
         v = layers.Dense(config.hidden, activation="tanh", name="image_dense")(image_features)
         v = _gather_layer()(v, image_index)
+        q = _question_vector(questions, config, vocabulary_size)
         x = (layers.Multiply(name="fuse_product")([v, q]) if config.fusion == "product"
              else layers.Concatenate(name="fuse_concat")([v, q]))
     x = layers.Dropout(config.dropout)(x)
@@ -210,6 +194,34 @@ def build_vqa_model(encoder: EncoderConfig, config: ModelConfig, vocabulary_size
     outputs = ([answers, layers.Identity(name=ATTENTION_OUTPUT)(maps)] if config.spatial
                else answers)
     return keras.Model([images, questions, image_index], outputs, name="vqa")
+
+
+def _question_vector(questions, config: ModelConfig, vocabulary_size: int):
+    """Embedding -> LSTM(s) -> dense: the question as one vector of ``hidden`` values."""
+    from keras import layers
+
+    q = layers.Embedding(vocabulary_size, config.embed_dim, mask_zero=True,
+                         name="embedding")(questions)
+    for i, units in enumerate(config.lstm_units):
+        last = i == len(config.lstm_units) - 1
+        q = layers.LSTM(units, return_sequences=not last, name=f"lstm{i}")(q)
+    if config.spatial:  # unit-scale query from the first step (the LSTM output starts tiny)
+        q = layers.Dense(config.hidden, name="question_dense")(q)
+        return layers.LayerNormalization(name="question_norm")(q)
+    return layers.Dense(config.hidden, activation="tanh", name="question_dense")(q)
+
+
+def _attend(images, feature_map, image_index, q, encoder: EncoderConfig, config: ModelConfig):
+    """Cells (CNN features, mean colour, coordinates) -> question-guided attention."""
+    from keras import layers
+
+    # each cell's mean colour beside the CNN features: colour is there from the first step
+    side = feature_map.shape[1]
+    pixels = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="cell_pixels_scale")(images)
+    pixels = layers.AveragePooling2D(encoder.image_size // side, name="cell_pixels")(pixels)
+    features = layers.Concatenate(name="cell_features")([feature_map, pixels])
+    cells = layers.Dense(config.hidden, name="cell_dense")(_coordinate_layer()(features))
+    return _attention_layer(config.hops, config.hidden)(cells, image_index, q)
 
 
 def answers_view(network):

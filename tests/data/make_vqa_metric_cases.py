@@ -148,7 +148,8 @@ def main(official_path: str, out_path: str) -> None:
     out = {"official_script": OFFICIAL, "made_by": "tests/data/make_vqa_metric_cases.py "
            f"(seed {SEED}; {len(HAND)} hand-written cases, the rest random)",
            "cases": records,
-           "set": {"answer_type_cycle": list(ANSWER_TYPES), "overall": whole.accuracy["overall"] / 100,
+           "set": {"answer_type_cycle": list(ANSWER_TYPES),
+                   "overall": whole.accuracy["overall"] / 100,
                    "per_answer_type": {k: v / 100 for k, v in
                                        whole.accuracy["perAnswerType"].items()}}}
     # one case per line: readable, and a diff shows which cases changed
