@@ -97,3 +97,12 @@ def test_attention_model_trains_saves_loads_and_explains(tmp_path, capsys):
     assert main(["predict", str(out), "--image", str(image), "--question", question,
                  "--explain", str(png)]) == 0
     assert png.is_file()
+
+
+def test_attention_needs_the_compact_encoder(tmp_path, capsys):
+    manifest = write_shapes_set(tmp_path / "set", ShapesConfig(images=2, seed=5))
+    assert main(["train", "--dataset", "jsonl", "--train", str(manifest), "--out",
+                 str(tmp_path / "m"), "--model", "attention", "--image-encoder", "vgg16"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["vqa: error: --model attention needs the compact image encoder"]
+    assert not (tmp_path / "m").exists()

@@ -161,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         network=ModelConfig(args.model, args.embed_dim, _int_list(args.lstm_units, "--lstm-units"),
                             args.hidden, args.fusion, args.dropout, args.hops))
     settings.encoder.check()
-    settings.network.check()
+    settings.network.check(settings.encoder)
     dataset = read_dataset(args)
     with staged_model_dir(args.out, force=args.force) as workdir:
         model = train(dataset, workdir, settings)

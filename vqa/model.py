@@ -56,7 +56,10 @@ class ModelConfig:
         return cls(**{**{k: v for k, v in obj.items() if k in known},
                       "lstm_units": tuple(obj["lstm_units"])})
 
-    def check(self) -> None:
+    def check(self, encoder: EncoderConfig | None = None) -> None:
+        """Refuse settings the network cannot build (with ``encoder``: the pair, too)."""
+        if encoder is not None and self.spatial and encoder.frozen:
+            raise UserError("--model attention needs the compact image encoder")
         if self.kind not in KINDS:
             raise UserError(f"--model must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.fusion not in FUSIONS:
@@ -166,8 +169,7 @@ def build_vqa_model(encoder: EncoderConfig, config: ModelConfig, vocabulary_size
     import keras
     from keras import layers
 
-    if config.spatial and encoder.frozen:
-        raise UserError("--model attention needs the compact image encoder")
+    config.check(encoder)
     if encoder.frozen:
         images = keras.Input((FEATURE_DIMS[encoder.vgg_layer],), name="images")
         image_features = images

@@ -54,7 +54,7 @@ def settings_for(kind: str = ModelConfig.kind, **overrides) -> TrainSettings:
 def train(data: VQASet, workdir: Path, settings: TrainSettings) -> VQAModel:
     """Train on ``data`` (validation cut from it); history files go to ``workdir``."""
     settings.encoder.check()
-    settings.network.check()
+    settings.network.check(settings.encoder)
     if settings.epochs < 1:
         raise UserError("--epochs must be at least 1")
     set_seed(settings.seed)
