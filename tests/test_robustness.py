@@ -510,8 +510,9 @@ def test_a_question_with_no_known_word_is_flagged(tmp_path, capsys, question, kn
     code = main(["predict", str(tiny_vqa(tmp_path)), "--image", str(tmp_path / "red.png"),
                  "--question", question, "--json"])
     out, err = capsys.readouterr()
-    assert code == 0 and json.loads(out)["known_words"] == known
-    assert ("answers are guesses" in err) == (known == 0)
+    unknown = json.loads(out)["unknown_words"]
+    assert code == 0 and len(unknown) == len(question.split()) - known
+    assert ("no word of the question" in err) == (known == 0)
 
 
 def test_evaluate_names_the_characters_the_model_never_saw(tiny, tmp_path, capsys):

@@ -154,3 +154,56 @@ def test_python_m_vqa_never_shows_a_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("vqa: error: model directory")
+
+
+def test_several_questions_one_image_and_unknown_words(model_dir, sample, capsys):
+    assert main(["predict", str(model_dir), "--image", str(sample), "--question",
+                 "what color is the shape?", "--question", "What colour is the shape?",
+                 "--question", "zorglub blarf?", "--json", "--top", "1"]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [x["question"] for x in lines] == ["what color is the shape?",
+                                             "What colour is the shape?", "zorglub blarf?"]
+    assert [x["unknown_words"] for x in lines] == [[], ["colour"], ["zorglub", "blarf"]]
+    warnings = captured.err.strip().splitlines()
+    assert len(warnings) == 2 and all(w.startswith("vqa: warning: ") for w in warnings)
+    assert "colour" in warnings[0] and "no word of the question" in warnings[1]
+    # The same answers as one question at a time (the image is encoded once for all three).
+    assert main(["predict", str(model_dir), "--image", str(sample), "--question",
+                 "what color is the shape?", "--json", "--top", "1"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["answers"][0]["answer"] == lines[0]["answers"][0]["answer"]
+    assert main(["predict", str(model_dir), "--image", str(sample), "--question", "what color?",
+                 "--question", "what shape is in the image?"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 6 and out[0].startswith("what color?\t") and out[5].count("\t") == 2
+
+
+def test_explain_baseline_with_gradient_saliency(model_dir, sample, tmp_path, capsys):
+    model = VQAModel.load(model_dir)
+    explanation = model.explain(sample, "what color is the shape?")
+    assert explanation.method == "saliency"
+    assert explanation.maps.shape == (1, 32, 32) and explanation.maps.max() == pytest.approx(1.0)
+    # the shape's pixels matter more than the white background far from it
+    pixels = np.asarray(Image.open(sample).convert("RGB").resize((32, 32)))
+    ink = np.abs(pixels.astype(int) - 255).sum(axis=-1) > 60
+    assert explanation.heat[ink].mean() > explanation.heat[~ink].mean()
+    png = tmp_path / "heat.png"
+    assert main(["predict", str(model_dir), "--image", str(sample), "--question",
+                 "what color is the shape?", "--explain", str(png)]) == 0
+    assert Image.open(png).size[0] > 200
+
+
+def test_confusion_counts_and_chart(tmp_path):
+    from vqa.evaluation import confusion_counts, plot_confusion
+
+    truth = ["yes"] * 8 + ["red", "red", "blue"]
+    predicted = ["yes"] * 7 + ["no", "red", "blue", "blue"]
+    labels, matrix = confusion_counts(truth, predicted)
+    assert labels[0] == "yes" and set(labels) == {"yes", "no", "red", "blue"}
+    assert matrix.sum() == len(truth)
+    assert matrix[labels.index("red"), labels.index("blue")] == 1
+    png = tmp_path / "c.png"
+    plot_confusion(truth, predicted, {"yes/no": {"count": 8, "accuracy": 0.875},
+                                      "colour": {"count": 3, "accuracy": 2 / 3}}, png, "t")
+    assert Image.open(png).size[0] > Image.open(png).size[1]   # the bar chart sits beside it

@@ -70,7 +70,7 @@ def test_jsonl_reader(tmp_path):
     assert data.answers == ["cat", "yes", "black"]     # most common human answer if none given
     assert data.types == ["what", "all", "all"]
     assert data.human_answers[1] == ["yes", "yes", "no"]
-    assert data.human_answers[0] == ["cat"]
+    assert data.human_answers[0] is None and data.human_answers[2] is None  # never invented
 
 
 @pytest.mark.parametrize("line, message", [

@@ -1,9 +1,63 @@
-"""The official VQA accuracy and its answer normalisation, on hand-worked cases."""
+"""The official VQA accuracy: against cases scored by the official script, and by hand.
 
+``data/vqa_metric_cases.json`` holds 630 cases scored by GT-Vision-Lab/VQA's ``vqaEval.py``
+(the repository, path and commit are recorded in the file, which
+``data/make_vqa_metric_cases.py`` made; the official script itself is not in this project).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from vqa.metrics import (exact_match, normalize_answer, per_type_accuracy, process_punctuation,
-                         vqa_accuracy)
+from vqa.data import VQASet
+from vqa.evaluation import official_metric
+from vqa.metrics import (exact_match, normalize_answer, official_type_score, per_type_accuracy,
+                         process_punctuation, vqa_accuracy)
+
+OFFICIAL = json.loads((Path(__file__).parent / "data" / "vqa_metric_cases.json")
+                      .read_text(encoding="utf-8"))
+
+
+def test_cases_come_from_the_recorded_official_script():
+    assert OFFICIAL["official_script"]["commit"] == "07aecec5a25de425d107f092906d6fee49513a43"
+    assert len(OFFICIAL["cases"]) >= 300
+
+
+def test_matches_the_official_script_on_every_case():
+    wrong = [(c["prediction"], c["answers"], c["accuracy"], got)
+             for c in OFFICIAL["cases"]
+             if abs((got := vqa_accuracy(c["prediction"], c["answers"])) - c["accuracy"]) > 1e-9]
+    assert not wrong, f"{len(wrong)} cases differ, e.g. {wrong[:3]}"
+    wrong = [c for c in OFFICIAL["cases"]
+             if abs(official_type_score(c["prediction"], c["answers"]) - c["last_subset"]) > 1e-9]
+    assert not wrong, f"{len(wrong)} per-type scores differ, e.g. {wrong[:3]}"
+
+
+def test_set_figures_match_the_official_script():
+    cases, expected = OFFICIAL["cases"], OFFICIAL["set"]
+    cycle = expected["answer_type_cycle"]
+    data = VQASet(image_paths=["x.png"], image_index=np.zeros(len(cases), np.int64),
+                  questions=["q?"] * len(cases), answers=[c["answers"][0] for c in cases],
+                  types=[cycle[i % len(cycle)] for i in range(len(cases))],
+                  human_answers=[c["answers"] for c in cases])
+    got = official_metric([c["prediction"] for c in cases], data)
+    assert got["vqa_accuracy"] == pytest.approx(expected["overall"], abs=1e-9)
+    assert got["vqa_accuracy_count"] == len(cases)
+    for kind, value in expected["per_answer_type"].items():
+        assert got["per_type_vqa_accuracy"][kind]["accuracy"] == pytest.approx(value, abs=1e-9)
+
+
+def test_official_metric_only_over_questions_with_human_answers():
+    data = VQASet(image_paths=["x.png"], image_index=np.zeros(3, np.int64),
+                  questions=["q?"] * 3, answers=["yes", "red", "no"], types=["a", "b", "a"],
+                  human_answers=[None, ["red"] * 10, None])
+    got = official_metric(["yes", "red", "no"], data)
+    assert got["vqa_accuracy"] == 1.0 and got["vqa_accuracy_count"] == 1
+    assert set(got["per_type_vqa_accuracy"]) == {"b"}
+    assert official_metric(["yes"], VQASet(["x.png"], np.zeros(1, np.int64), ["q?"], ["y"],
+                                           ["a"], None)) == {}
 
 
 @pytest.mark.parametrize("matches, expected", [
@@ -25,6 +79,15 @@ def test_prediction_is_normalised_digits_articles_punctuation_case():
     assert vqa_accuracy("a dog", ["dog"] * 10) == 1.0
     assert vqa_accuracy("  the Dog.\n", ["dog"] * 10) == 1.0
     assert vqa_accuracy("isnt", ["isn’t"] * 10) == 1.0
+
+
+def test_issue_examples_score_as_the_official_script_does():
+    # The official script (run on these): the prediction's ":" becomes a space, the ten
+    # identical human answers are left alone; "Dog"/"the dog" from humans are not cleaned.
+    assert vqa_accuracy("10:30 am", ["10:30 am"] * 10) == 0.0
+    assert vqa_accuracy("dog.", ["the dog", "Dog", "dog", "Dog", "No", "dog.", "a dog", "No",
+                                 "a dog", "the dog"]) == pytest.approx(0.6)
+    assert vqa_accuracy("red, car", ["red car"] * 10) == 1.0
 
 
 def test_human_answers_are_processed_only_when_they_differ():

@@ -20,7 +20,7 @@ from recognisers.metafields import dataclass_from_meta, typed_field
 from recognisers.modeldir import read_meta, write_meta
 from vqa.batches import iterate_batches
 from vqa.features import EncoderConfig, build_vgg_encoder, image_table
-from vqa.model import ModelConfig, build_vqa_model
+from vqa.model import ModelConfig, answers_view, build_vqa_model
 from vqa.text import QuestionEncoder
 
 KIND = "vqa"
@@ -90,6 +90,39 @@ class VQAModel:
         top = max(1, min(int(top), len(self.answers)))
         best = np.argsort(-probs, axis=1, kind="stable")[:, :top]
         return [[(self.answers[j], float(p[j])) for j in row] for row, p in zip(best, probs)]
+
+    def explain(self, image: ImageLike, question: str, top: int = 3):
+        """The answers and where the model looked (:class:`vqa.explain.Explanation`).
+
+        Attention maps for a spatial model; gradient saliency for the others (the baseline
+        and VGG-feature models have no map of their own; a frozen VGG encoder's features are
+        taken as given, so its saliency needs pixels: only the compact encoder has it).
+        """
+        from vqa.explain import Explanation, attention_maps, saliency_map
+        from vqa.images import load_image
+
+        if self.encoder_config.frozen:
+            raise UserError("--explain needs a model with the compact image encoder")
+        pixels = load_image(image, self.encoder_config.image_size)
+        tokens = self.questions([question])
+        if self.model_config.spatial:
+            probs, maps = attention_maps(self.network, pixels, tokens)
+            method = "attention"
+        else:
+            probs = self._forward(pixels[None], tokens, np.zeros(1, np.int32)).numpy()[0]
+            maps = saliency_map(self._float_network(), pixels, tokens, int(np.argmax(probs)))
+            method = "saliency"
+        return Explanation(self.top_answers(probs[None], top)[0], maps, method)
+
+    def _float_network(self):
+        """The same network taking float pixels (uint8 inputs stop gradients), same weights."""
+        if getattr(self, "_float_copy", None) is None:
+            copy = build_vqa_model(self.encoder_config, self.model_config,
+                                   self.questions.vocabulary_size, self.questions.max_length,
+                                   len(self.answers), image_dtype="float32")
+            copy.set_weights(self.network.get_weights())
+            self._float_copy = copy
+        return self._float_copy
 
     # ---- saving and loading -------------------------------------------------------------
     def save(self, model_dir: str | os.PathLike) -> None:
@@ -170,8 +203,10 @@ def _compiled_forward(network):
                  tf.TensorSpec((None, network.inputs[1].shape[1]), tf.int32),
                  tf.TensorSpec((None,), tf.int32)]
 
+    answers = answers_view(network)
+
     @tf.function(input_signature=signature, autograph=False)
     def forward(images, tokens, index):
-        return network([images, tokens, index], training=False)
+        return answers([images, tokens, index], training=False)
 
     return forward

@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from recognisers.errors import ArgumentParser, UserError, import_keras, note, run_cli
+from recognisers.errors import ArgumentParser, UserError, import_keras, run_cli
+from vqa.model import KINDS, ModelConfig
+from vqa.shapes import ShapesConfig
 
 DATASETS = ("easy-vqa", "vqa2", "jsonl")
+NO_KERAS = ("generate",)  # commands that need no TensorFlow
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,7 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    import_keras()
+    if args.command not in NO_KERAS:
+        import_keras()
     return args.handler(args)
 
 
@@ -35,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="replace an existing model")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=128, help="questions per batch (about)")
-    train.add_argument("--learning-rate", type=float, default=2e-3)
+    train.add_argument("--learning-rate", type=float,
+                       help="default: 2e-3 for cnn-lstm, 5e-4 for attention")
     train.add_argument("--val-fraction", type=float, default=0.1,
                        help="share of training images kept for validation / early stopping")
     train.add_argument("--patience", type=int, default=3, help="early-stopping patience")
@@ -43,9 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--top-answers", type=int, default=1000, help="answer vocabulary size")
     train.add_argument("--image-encoder", choices=("compact", "vgg16", "vgg19"), default="compact")
     train.add_argument("--image-size", type=int, help="default 64 (compact), 224 (vgg)")
-    train.add_argument("--filters", default="32,64,128", help="compact CNN widths per block")
+    train.add_argument("--filters", help="compact CNN widths per block (default: 32,64,128 "
+                       "for cnn-lstm, 16,32,64 for attention)")
     train.add_argument("--vgg-layer", choices=("fc7", "pool"), default="fc7")
     train.add_argument("--vgg-weights", default="none", help="none, imagenet or a weights file")
+    train.add_argument("--model", choices=KINDS, default=ModelConfig.kind,
+                       help="cnn-lstm: pooled image vector (baseline); attention: question-"
+                       "guided attention over a feature map with coordinates")
+    train.add_argument("--hops", type=int, default=ModelConfig.hops,
+                       help="attention rounds (--model attention)")
     train.add_argument("--embed-dim", type=int, default=64)
     train.add_argument("--lstm-units", default="64", help="comma list, one per LSTM layer")
     train.add_argument("--hidden", type=int, default=128)
@@ -63,12 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--cache-dir", help="where frozen VGG features are cached")
     ev.set_defaults(handler=cmd_evaluate)
 
+    gen = sub.add_parser("generate", help="write a generated data set")
+    gen.add_argument("kind", choices=("shapes",), help="shapes: a Sort-of-CLEVR-style set")
+    gen.add_argument("out", type=Path, help="folder to write (images/ + questions.jsonl)")
+    gen.add_argument("--images", type=int, default=ShapesConfig.images)
+    gen.add_argument("--seed", type=int, default=ShapesConfig.seed)
+    gen.add_argument("--force", action="store_true", help="replace a generated set in OUT")
+    gen.set_defaults(handler=cmd_generate)
+
     pr = sub.add_parser("predict", help="answer a question about an image")
     pr.add_argument("model_dir")
     pr.add_argument("--image", required=True)
-    pr.add_argument("--question", required=True)
+    pr.add_argument("--question", required=True, action="append",
+                    help="a question; repeat for several about the same image")
     pr.add_argument("--top", type=int, default=3)
-    pr.add_argument("--json", action="store_true", help='print {"answers": [...]}')
+    pr.add_argument("--json", action="store_true",
+                    help='one line per question: {"question", "answers", "unknown_words"}')
+    pr.add_argument("--explain", metavar="PNG",
+                    help="write the image with where the model looked (first question)")
     pr.set_defaults(handler=cmd_predict)
     return parser
 
@@ -122,22 +145,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history
     from vqa.answerer import KIND
     from vqa.features import EncoderConfig
-    from vqa.model import ModelConfig
-    from vqa.trainer import TrainSettings, train
+    from vqa.trainer import TrainSettings, settings_for, train
 
     check_writable_target(Path(args.out), args.force, KIND)
     weights = None if args.vgg_weights.lower() == "none" else args.vgg_weights
     default_size = 64 if args.image_encoder == "compact" else 224
+    defaults = settings_for(args.model)
+    filters = _int_list(args.filters, "--filters") if args.filters else defaults.encoder.filters
     settings = TrainSettings(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate or defaults.learning_rate,
         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
         top_answers=args.top_answers, cache_dir=args.cache_dir, verbose=0 if args.quiet else 2,
         encoder=EncoderConfig(args.image_encoder, args.image_size or default_size,
-                              _int_list(args.filters, "--filters"), args.vgg_layer, weights),
-        network=ModelConfig(args.embed_dim, _int_list(args.lstm_units, "--lstm-units"),
-                            args.hidden, args.fusion, args.dropout))
+                              filters, args.vgg_layer, weights),
+        network=ModelConfig(args.model, args.embed_dim, _int_list(args.lstm_units, "--lstm-units"),
+                            args.hidden, args.fusion, args.dropout, args.hops))
     settings.encoder.check()
-    settings.network.check()
+    settings.network.check(settings.encoder)
     dataset = read_dataset(args)
     with staged_model_dir(args.out, kind=KIND, force=args.force) as workdir:
         model = train(dataset, workdir, settings)
@@ -169,32 +194,66 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report, predictions = evaluate(model, dataset, args.model_dir,
                                    args.cache_dir or default_cache_dir())
     report["confusion_png"] = str(confusion)
-    plot_confusion(dataset.answers, predictions, confusion, f"vqa: {dataset.name}")
+    plot_confusion(dataset.answers, predictions, report["per_type"], confusion,
+                   f"vqa: {dataset.name}")
     write_json(report_path, report)
     print_table(f"vqa evaluate: {dataset.name}", report_rows(report))
     print(f"report: {report_path}  confusion matrix: {confusion}")
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from vqa.shapes import write_shapes_set
+
+    manifest = write_shapes_set(args.out, ShapesConfig(images=args.images, seed=args.seed),
+                                force=args.force)
+    print(f"wrote {args.images} images and their questions to {manifest}")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from vqa.answerer import VQAModel
 
-    if not args.question.strip():
+    questions = args.question
+    if any(not q.strip() for q in questions):
         raise UserError("empty question")
     if args.top < 1:
         raise UserError("--top must be at least 1")
     model = VQAModel.load(args.model_dir)
-    answers = model.predict(args.image, args.question, top=args.top)
-    known = model.questions.known_words(args.question)
-    if not known:
-        note("no word of the question is in the model's vocabulary: the answers are guesses")
-    if args.json:
-        print(json.dumps({"answers": [{"answer": a, "probability": round(p, 6)}
-                                      for a, p in answers], "known_words": known}))
-    else:
+    # one image, many questions: predict_batch encodes the image once
+    results = model.predict_batch([args.image] * len(questions), questions, top=args.top)
+    for question, answers in zip(questions, results):
+        unknown = model.questions.unknown_words(question)
+        none_known = set(unknown) >= set(model.questions.words(question))  # also: no word at all
+        _warn_unknown(question, unknown, none_known, len(questions) > 1)
+        if args.json:
+            print(json.dumps({"question": question, "answers": [
+                {"answer": a, "probability": round(p, 6)} for a, p in answers],
+                "unknown_words": unknown}))
+            continue
+        prefix = f"{question}\t" if len(questions) > 1 else ""
         for answer, prob in answers:
-            print(f"{answer}\t{prob:.3f}")
+            print(f"{prefix}{answer}\t{prob:.3f}")
+    if args.explain:
+        from vqa.explain import write_explanation
+
+        write_explanation(model, args.image, questions[0], args.explain)
+        print(f"explanation: {args.explain}", file=sys.stderr)
     return 0
+
+
+def _warn_unknown(question: str, unknown: list[str], none_known: bool, name_it: bool) -> None:
+    """One warning line on stderr when the model does not know some of the question's words."""
+    if not unknown and not none_known:
+        return
+    where = f" ({question!r})" if name_it else ""
+    words = ", ".join(unknown)
+    if none_known:
+        print(f"vqa: warning: no word of the question{where} is in the model's vocabulary "
+              f"({words or 'no words at all'}): the answer ignores the question", file=sys.stderr)
+    else:
+        print(f"vqa: warning: not in the model's vocabulary, read as unknown{where}: {words}",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

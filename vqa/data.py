@@ -22,14 +22,18 @@ YES_NO_STARTS = ("is", "are", "does", "do", "can", "was", "has", "have")
 
 @dataclass
 class VQASet:
-    """Questions about images; ``image_index[i]`` points into ``image_paths``."""
+    """Questions about images; ``image_index[i]`` points into ``image_paths``.
+
+    ``human_answers[i]`` is None for a question without human answers (a JSONL line with only
+    ``answer``): the official metric is computed over the others, never on invented ones.
+    """
 
     image_paths: list[str]
     image_index: np.ndarray
     questions: list[str]
     answers: list[str]
     types: list[str]
-    human_answers: list[list[str]] | None = None
+    human_answers: list[list[str] | None] | None = None
     name: str = "dataset"
     info: dict = field(default_factory=dict)
 
@@ -75,7 +79,7 @@ def _build(items: list[tuple[str, str, str, str, list[str] | None]], name: str,
         questions=[it[1] for it in items],
         answers=[it[2] for it in items],
         types=[it[3] for it in items],
-        human_answers=[it[4] or [it[2]] for it in items] if has_human else None,
+        human_answers=[it[4] or None for it in items] if has_human else None,
         name=name,
         info=info or {},
     )

@@ -13,7 +13,7 @@ import numpy as np
 from recognisers.training import save_figure
 from vqa.answerer import VQAModel
 from vqa.data import VQASet
-from vqa.metrics import exact_match, per_type_accuracy, vqa_accuracy
+from vqa.metrics import exact_match, official_type_score, per_type_accuracy, vqa_accuracy
 
 MAX_CONFUSION_ANSWERS = 30
 
@@ -38,11 +38,27 @@ def evaluate(model: VQAModel, data: VQASet, model_dir: str | os.PathLike,
         "seconds": round(seconds, 3),
         "questions_per_second": len(data) / max(seconds, 1e-9),
     }
-    if data.human_answers is not None:
-        scores = [vqa_accuracy(p, h) for p, h in zip(predictions, data.human_answers)]
-        report["vqa_accuracy"] = float(np.mean(scores))
-        report["per_type_vqa_accuracy"] = per_type_accuracy(scores, data.types)
+    report.update(official_metric(predictions, data))
     return report, predictions
+
+
+def official_metric(predictions: list[str], data: VQASet) -> dict:
+    """``vqa_accuracy`` over the questions that carry human answers, with their count.
+
+    Per-type figures use the score the official script averages per type (see
+    :func:`vqa.metrics.official_type_score`). Empty when no question has human answers.
+    """
+    human = data.human_answers or []
+    rows = [i for i, h in enumerate(human) if h]
+    if not rows:
+        return {}
+    return {
+        "vqa_accuracy": float(np.mean([vqa_accuracy(predictions[i], human[i]) for i in rows])),
+        "vqa_accuracy_count": len(rows),
+        "per_type_vqa_accuracy": per_type_accuracy(
+            [official_type_score(predictions[i], human[i]) for i in rows],
+            [data.types[i] for i in rows]),
+    }
 
 
 def report_rows(report: dict) -> list[tuple[str, object]]:
@@ -50,21 +66,17 @@ def report_rows(report: dict) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [("questions", report["count"]),
                                       ("accuracy", report["accuracy"])]
     if "vqa_accuracy" in report:
-        rows.append(("vqa_accuracy (official)", report["vqa_accuracy"]))
+        rows.append((f"vqa_accuracy, official ({report['vqa_accuracy_count']} with human "
+                     "answers)", report["vqa_accuracy"]))
     for kind, entry in report["per_type"].items():
         rows.append((f"accuracy: {kind} ({entry['count']})", entry["accuracy"]))
     rows.append(("questions/s", float(report["questions_per_second"])))
     return rows
 
 
-def plot_confusion(truth: list[str], predicted: list[str], png_path: str | os.PathLike,
-                   title: str) -> None:
-    """Confusion matrix of answers (the most frequent ones; the rest pooled as 'other')."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def confusion_counts(truth: list[str], predicted: list[str]) -> tuple[list[str], np.ndarray]:
+    """Labels and counts (rows: true, columns: predicted) of the most frequent answers; the
+    rest pooled as '(other)' when there is any."""
     labels = [a for a, _ in Counter(truth + predicted).most_common(MAX_CONFUSION_ANSWERS)]
     other = len(labels)
     index = {a: i for i, a in enumerate(labels)}
@@ -72,18 +84,49 @@ def plot_confusion(truth: list[str], predicted: list[str], png_path: str | os.Pa
     for t, p in zip(truth, predicted):
         matrix[index.get(t, other), index.get(p, other)] += 1
     if not matrix[other].any() and not matrix[:, other].any():
-        matrix = matrix[:other, :other]
-    else:
-        labels = labels + ["(other)"]
-    side = max(4.0, 0.35 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(side + 1, side))
-    image = ax.imshow(matrix, cmap="Blues")
+        return labels, matrix[:other, :other]
+    return labels + ["(other)"], matrix
+
+
+def plot_confusion(truth: list[str], predicted: list[str], per_type: dict,
+                   png_path: str | os.PathLike, title: str) -> None:
+    """The confusion matrix beside a bar chart of accuracy per question type.
+
+    Colours are shares of each true answer (rows sum to 1), so rare answers are as readable
+    as the frequent yes/no; the cells print the counts.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, matrix = confusion_counts(truth, predicted)
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    side = max(4.0, 0.4 * len(labels) + 2)
+    bars = max(3.0, 0.5 * len(per_type) + 2)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(side + 1 + bars, side),
+                                 gridspec_kw={"width_ratios": [side + 1, bars]})
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if shares[i, j] > 0.5 else "black")
     ax.set_xticks(range(len(labels)), labels, rotation=90)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax)
+    ax.set_title(f"{title}: share of each true answer (counts in cells)", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    kinds = list(per_type)
+    values = [100 * per_type[k]["accuracy"] for k in kinds]
+    bx.bar(range(len(kinds)), values, color="tab:blue")
+    for i, (kind, value) in enumerate(zip(kinds, values)):
+        bx.text(i, value + 1, f"{value:.1f}", ha="center", fontsize=7)
+    bx.set_xticks(range(len(kinds)), [f"{k} ({per_type[k]['count']})" for k in kinds],
+                  rotation=90)
+    bx.set_ylim(0, 110)
+    bx.set_ylabel("accuracy %")
+    bx.set_title("per question type", fontsize=9)
     fig.tight_layout()
     save_figure(fig, png_path)
     plt.close(fig)

@@ -65,9 +65,10 @@ class EncoderConfig:
             raise UserError(f"VGG weights file not found: {weights}")
 
 
-def build_compact_cnn(config: EncoderConfig):
+def build_compact_cnn(config: EncoderConfig, pool: bool = True, dtype: str = "uint8"):
     """The trainable VGG-style stack: per block two 3x3 conv + batch norm + ReLU, a 2x2 max
-    pool; then global average pooling.
+    pool; then global average pooling (``pool``), or the feature map itself for a spatial
+    model (8x8 cells for 64x64 images and three blocks).
 
     Batch norm matters here: easy-VQA images are mostly white, so without it the pooled
     features barely differ between images and the model settles on the question-only answer.
@@ -75,7 +76,7 @@ def build_compact_cnn(config: EncoderConfig):
     import keras
     from keras import layers
 
-    inputs = keras.Input((config.image_size, config.image_size, 3), dtype="uint8", name="images")
+    inputs = keras.Input((config.image_size, config.image_size, 3), dtype=dtype, name="images")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
     for i, width in enumerate(config.filters):
         for part in "ab":
@@ -83,7 +84,8 @@ def build_compact_cnn(config: EncoderConfig):
             x = layers.BatchNormalization(name=f"bn{i}{part}")(x)
             x = layers.ReLU(name=f"relu{i}{part}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if pool:
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
     return keras.Model(inputs, x, name="compact_vgg")
 
 

@@ -77,12 +77,23 @@ def normalize_answer(answer: str) -> str:
     return process_digit_article(process_punctuation(answer))
 
 
-def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
-    """Official VQA accuracy of one prediction against the human answers (usually ten).
+def leave_one_out_scores(prediction: str, answers: Sequence[str]) -> list[float]:
+    """The official per-subset scores: human answer ``i`` left out, min(1, matches / 3).
 
-    Each human answer is left out in turn; the prediction scores min(1, matches among the
-    others / 3); the result is the mean over the left-out subsets. As in ``vqaEval.py``, the
-    human answers get punctuation processing only when they are not all the same.
+    Follows ``vqaEval.py`` exactly, quirks included:
+
+    * the prediction is cleaned in full (:func:`normalize_answer`: whitespace, punctuation,
+      lower case, number words, articles, contractions), but the human answers only get
+      :func:`process_punctuation`, and only when they are not all the same: ten times
+      ``"dog."`` never matches (the prediction ``"dog."`` becomes ``"dog"``), ``"Dog"`` or
+      ``"the dog"`` from a human never matches ``"dog"``, ten times ``"10:30 am"`` never
+      matches (``":"`` becomes a space in the prediction only);
+    * punctuation next to a space is deleted, elsewhere replaced by a space (``"red, car"``
+      -> ``"red car"``, ``"black/white"`` -> ``"black white"``), and a digit-comma-digit
+      anywhere makes every punctuation mark deleted; its period regex is a look-ahead where
+      a look-behind was meant, so ``"1."`` loses its period but ``"3.5"`` keeps it;
+    * exactly one answer is left out per subset (the official answers carry distinct
+      ``answer_id`` s, so its dict comparison never drops two equal answers at once).
     """
     if not answers:
         raise ValueError("vqa_accuracy needs at least one human answer")
@@ -90,11 +101,28 @@ def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
     gts = list(answers)
     if len(set(gts)) > 1:
         gts = [process_punctuation(a) for a in gts]
-    scores = []
-    for left_out in range(len(gts)):
-        matches = sum(1 for j, a in enumerate(gts) if j != left_out and a == pred)
-        scores.append(min(1.0, matches / 3))
+    matches = sum(1 for a in gts if a == pred)
+    return [min(1.0, (matches - (a == pred)) / 3) for a in gts]
+
+
+def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
+    """Official VQA accuracy of one prediction against the human answers (usually ten).
+
+    The mean of :func:`leave_one_out_scores`, as in the official script's overall figure.
+    Its per-type figures differ: see :func:`official_type_score`.
+    """
+    scores = leave_one_out_scores(prediction, answers)
     return sum(scores) / len(scores)
+
+
+def official_type_score(prediction: str, answers: Sequence[str]) -> float:
+    """The score ``vqaEval.py`` averages per question type and per answer type.
+
+    A quirk of the script: its per-type tables (and ``evalQA``) use the loop variable left
+    over from the leave-one-out loop, i.e. the score with the *last* human answer left out,
+    not the mean over subsets. Kept so that per-type figures compare with published ones.
+    """
+    return leave_one_out_scores(prediction, answers)[-1]
 
 
 def exact_match(prediction: str, answer: str) -> bool:

@@ -7,11 +7,15 @@ way. Unknown words map to the OOV token (index 1) instead of failing.
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
 
 from recognisers.errors import UserError
+
+# What ``lower_and_strip_punctuation`` removes (Keras's own pattern), to name unknown words.
+_STRIP = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
 
 
 class QuestionEncoder:
@@ -55,9 +59,24 @@ class QuestionEncoder:
                 raise UserError("empty question")
         return np.asarray(self.layer(np.asarray(list(questions), dtype=object)), np.int32)
 
-    def known_words(self, question: str) -> int:
-        """How many words of ``question`` are in the vocabulary (0: the answer is a guess)."""
-        return int(np.count_nonzero(self([question])[0] > 1))  # 0 is padding, 1 unknown
+    def unknown_words(self, question: str) -> list[str]:
+        """The question's words (as the layer standardises them) outside the vocabulary.
+
+        The network reads each of them as the one OOV token, so a question made of them is
+        answered as if it were not asked: callers warn about them.
+        """
+        known = self._known()
+        return list(dict.fromkeys(w for w in self.words(question) if w not in known))
+
+    @staticmethod
+    def words(question: str) -> list[str]:
+        """The question's words as the layer sees them (lower case, punctuation stripped)."""
+        return _STRIP.sub("", question.lower()).split()
+
+    def _known(self) -> frozenset[str]:
+        if getattr(self, "_known_words", None) is None:
+            self._known_words = frozenset(self.vocabulary)
+        return self._known_words
 
     def to_json(self) -> dict:
         return {"vocabulary": self.vocabulary, "max_length": self.max_length,

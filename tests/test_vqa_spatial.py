@@ -1,0 +1,108 @@
+"""The shapes set (Sort-of-CLEVR style), checked against its own pixels, and the CLI around it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from vqa.cli import main
+from vqa.shapes import COLOURS, CORNERS, MANIFEST, ShapesConfig, write_shapes_set
+
+
+def objects_in(path) -> dict[str, tuple[str, float, float]]:
+    """Colour -> (shape, centre x, centre y) read back from the image: a circle fills about
+    pi/4 of its bounding box, a square all of it."""
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    found = {}
+    for name, rgb in COLOURS.items():
+        ys, xs = np.nonzero((np.abs(pixels - rgb).sum(axis=-1) < 40))
+        fill = len(xs) / ((np.ptp(xs) + 1) * (np.ptp(ys) + 1))
+        found[name] = ("square" if fill > 0.9 else "circle", xs.mean() + 0.5, ys.mean() + 0.5)
+    return found
+
+
+def expected_answer(question: str, kind: str, objects, size: float) -> str:
+    """The answer worked out from the pixels, independently of the generator."""
+    colour = next((c for c in COLOURS if f"the {c} object" in question), None)
+    if kind == "colour":
+        corner = next(c for c in CORNERS if c in question)
+        cx, cy = (v * size for v in CORNERS[corner])
+        return min(objects, key=lambda c: np.hypot(objects[c][1] - cx, objects[c][2] - cy))
+    shape, x, y = objects[colour]
+    if kind == "position":
+        coord = x if "left" in question else y
+        return "yes" if coord < size / 2 else "no"
+    if kind == "shape":
+        return shape
+    if kind == "count":
+        return str(sum(1 for s, _, _ in objects.values() if s == shape))
+    others = [c for c in objects if c != colour]
+    pick = min if kind == "closest" else max
+    return objects[pick(others, key=lambda c: np.hypot(objects[c][1] - x, objects[c][2] - y))][0]
+
+
+def test_generated_answers_agree_with_the_pixels(tmp_path):
+    manifest = write_shapes_set(tmp_path / "set", ShapesConfig(images=12, seed=4))
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert len(lines) == 12 * 20
+    kinds = {line["type"] for line in lines}
+    assert kinds == {"position", "shape", "colour", "closest", "furthest", "count"}
+    scenes = {}
+    for line in lines:
+        objects = scenes.setdefault(line["image"], objects_in(manifest.parent / line["image"]))
+        assert line["answer"] == expected_answer(line["question"], line["type"], objects, 75), line
+
+
+def test_generate_cli_is_seeded_and_never_overwrites_by_accident(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["generate", "shapes", str(a), "--images", "3", "--seed", "7"]) == 0
+    assert main(["generate", "shapes", str(b), "--images", "3", "--seed", "7"]) == 0
+    assert (a / MANIFEST).read_text() == (b / MANIFEST).read_text()
+    assert sorted(p.name for p in (a / "images").iterdir()) == ["000000.png", "000001.png",
+                                                                 "000002.png"]
+    capsys.readouterr()
+    assert main(["generate", "shapes", str(a), "--images", "2"]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert len((a / MANIFEST).read_text().splitlines()) == 60        # untouched
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    assert main(["generate", "shapes", str(tmp_path / "mine"), "--force"]) == 1
+    assert "not a generated shapes set" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert main(["generate", "shapes", str(a), "--images", "2", "--force"]) == 0
+    assert len((a / MANIFEST).read_text().splitlines()) == 40
+
+
+def test_attention_model_trains_saves_loads_and_explains(tmp_path, capsys):
+    from vqa.answerer import VQAModel
+
+    manifest = write_shapes_set(tmp_path / "set", ShapesConfig(images=24, seed=5))
+    out = tmp_path / "att"
+    assert main(["train", "--dataset", "jsonl", "--train", str(manifest), "--out", str(out),
+                 "--model", "attention", "--image-size", "32", "--filters", "8,16",
+                 "--embed-dim", "8", "--lstm-units", "8", "--hidden", "16", "--epochs", "1",
+                 "--val-fraction", "0.25", "--quiet"]) == 0
+    image = manifest.parent / "images" / "000000.png"
+    question = "What shape is the red object?"
+    model, again = VQAModel.load(out), VQAModel.load(out)
+    assert model.predict(image, question, top=2) == again.predict(image, question, top=2)
+    explanation = model.explain(image, question)
+    assert explanation.method == "attention" and explanation.maps.shape == (2, 8, 8)
+    assert np.allclose(explanation.maps.max(axis=(1, 2)), 1.0)
+    assert [a for a, _ in explanation.answers] == [a for a, _ in model.predict(image, question,
+                                                                              top=3)]
+    png = tmp_path / "heat.png"
+    assert main(["predict", str(out), "--image", str(image), "--question", question,
+                 "--explain", str(png)]) == 0
+    assert png.is_file()
+
+
+def test_attention_needs_the_compact_encoder(tmp_path, capsys):
+    manifest = write_shapes_set(tmp_path / "set", ShapesConfig(images=2, seed=5))
+    assert main(["train", "--dataset", "jsonl", "--train", str(manifest), "--out",
+                 str(tmp_path / "m"), "--model", "attention", "--image-encoder", "vgg16"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["vqa: error: --model attention needs the compact image encoder"]
+    assert not (tmp_path / "m").exists()

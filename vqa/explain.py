@@ -1,0 +1,102 @@
+"""Where the model looked: attention maps, or gradient saliency for a model without attention.
+
+An attention model's maps are its own softmax weights over the cells of the feature map, one
+per hop, so they show what the answer was actually read from. The baseline pools the image
+away; for it the map is the gradient of the top answer's probability with respect to the
+pixels (largest over the colour channels), which shows the pixels the answer is most
+sensitive to.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from vqa.images import load_image
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The answers and the maps behind them.
+
+    ``maps`` has shape ``(k, h, w)``, each map scaled to a maximum of 1: one per attention hop
+    (``method == "attention"``, h x w the feature-map cells) or one gradient map at the
+    image's input size (``method == "saliency"``). ``heat`` is what to look at first.
+    """
+
+    answers: list[tuple[str, float]]
+    maps: np.ndarray
+    method: str
+
+    @property
+    def heat(self) -> np.ndarray:
+        """One map: the mean over the hops (each hop's map already peaks at 1)."""
+        heat = self.maps.mean(axis=0)
+        return heat / max(float(heat.max()), 1e-12)
+
+    @property
+    def labels(self) -> list[str]:
+        if self.method == "saliency":
+            return ["gradient saliency"]
+        return [f"attention, hop {k + 1}" for k in range(len(self.maps))]
+
+
+def _scaled(maps: np.ndarray) -> np.ndarray:
+    peak = maps.reshape(len(maps), -1).max(axis=1)
+    return maps / np.maximum(peak, 1e-12)[:, None, None]
+
+
+def attention_maps(network, pixels: np.ndarray,
+                   tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(answer probabilities, maps ``(hops, side, side)``) of one image and one question."""
+    probs, maps = network([pixels[None], tokens, np.zeros(1, np.int32)], training=False)
+    maps = np.asarray(maps)[0]
+    side = int(round(np.sqrt(maps.shape[-1])))
+    return np.asarray(probs)[0], _scaled(maps.reshape(len(maps), side, side))
+
+
+def saliency_map(float_network, pixels: np.ndarray, tokens: np.ndarray,
+                 answer: int) -> np.ndarray:
+    """|d p(answer) / d pixel|, largest over colour channels, shape ``(1, size, size)``."""
+    import tensorflow as tf
+
+    image = tf.Variable(pixels[None].astype(np.float32))
+    inputs = [image, tf.constant(tokens), tf.zeros((1,), tf.int32)]
+    with tf.GradientTape() as tape:
+        probs = float_network(inputs, training=False)
+        chosen = probs[0, answer]
+    grad = np.abs(np.asarray(tape.gradient(chosen, image)))[0].max(axis=-1)
+    return _scaled(grad[None])
+
+
+def write_explanation(model, image, question: str, png_path: str | os.PathLike) -> Explanation:
+    """The image with each map over it, side by side, as a PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recognisers.training import save_figure
+
+    explanation = model.explain(image, question)
+    size = model.encoder_config.image_size
+    pixels = load_image(image, size)
+    fig, axes = plt.subplots(1, len(explanation.maps) + 1,
+                             figsize=(3.2 * (len(explanation.maps) + 1), 3.6), squeeze=False)
+    axes[0, 0].imshow(pixels)
+    answer, prob = explanation.answers[0]
+    axes[0, 0].set_title(f"{answer} ({prob:.2f})", fontsize=9)
+    for ax, heat, label in zip(axes[0, 1:], explanation.maps, explanation.labels):
+        ax.imshow(pixels)
+        ax.imshow(heat, cmap="jet", alpha=0.5, extent=(0, size, size, 0),
+                  interpolation="bilinear", vmin=0.0, vmax=1.0)
+        ax.set_title(label, fontsize=9)
+    for ax in axes[0]:
+        ax.axis("off")
+    fig.suptitle(question, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, png_path)
+    plt.close(fig)
+    return explanation

@@ -1,0 +1,182 @@
+"""A seeded Sort-of-CLEVR-style set: where things are, and how they relate.
+
+Each 75x75 image holds six objects of six distinct colours, each a square or a circle, not
+overlapping. Per image 10 non-relational and 10 relational questions in English, each with
+a ``type``:
+
+* ``position``: "Is the red object on the left?" / "... at the top?" (yes / no)
+* ``shape``: "What shape is the green object?" (square / circle)
+* ``colour``: "What colour is the object closest to the top left corner?"
+* ``closest`` / ``furthest``: "What shape is the object closest to the gray object?"
+* ``count``: "How many objects have the same shape as the orange object?" (1 to 6)
+
+Unlike the original set, no question is ambiguous: an object is never within ``MARGIN``
+pixels of the middle line a position question asks about, and the nearest (or furthest)
+object is always ``MARGIN`` pixels nearer (further) than the runner-up. A model can then be
+held to near-perfect accuracy on every type.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recognisers.errors import UserError
+from recognisers.modeldir import current_umask
+
+COLOURS = {"red": (230, 30, 30), "green": (30, 170, 40), "blue": (40, 70, 230),
+           "orange": (250, 150, 20), "gray": (128, 128, 128), "yellow": (225, 215, 0)}
+SHAPES = ("square", "circle")
+NON_RELATIONAL = ("position", "shape", "colour")
+RELATIONAL = ("closest", "furthest", "count")
+CORNERS = {"top left": (0.0, 0.0), "top right": (1.0, 0.0), "bottom left": (0.0, 1.0),
+           "bottom right": (1.0, 1.0)}
+MANIFEST = "questions.jsonl"
+
+
+@dataclass(frozen=True)
+class ShapesConfig:
+    """Every default of the generator (``vqa generate shapes`` takes its defaults here)."""
+
+    images: int = 10_000
+    seed: int = 0
+    size: int = 75
+    object_size: int = 11
+    questions_per_kind: int = 10  # non-relational and relational questions per image
+    margin: float = 3.0
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Objects of one image: colour name -> (shape, centre x, centre y) in pixels."""
+
+    objects: dict[str, tuple[str, float, float]]
+
+
+def random_scene(rng: np.random.Generator, config: ShapesConfig) -> Scene:
+    """Six objects, one per colour, centres far enough apart that they never overlap."""
+    half = config.object_size / 2
+    low, high = half + 1, config.size - half - 1
+    centres: list[tuple[float, float]] = []
+    while len(centres) < len(COLOURS):
+        x, y = (float(v) for v in rng.uniform(low, high, size=2))
+        if all((x - a) ** 2 + (y - b) ** 2 > (config.object_size * 1.5) ** 2 for a, b in centres):
+            centres.append((x, y))
+    return Scene({colour: (SHAPES[int(rng.integers(2))], x, y)
+                  for colour, (x, y) in zip(COLOURS, centres)})
+
+
+def draw_scene(scene: Scene, config: ShapesConfig):
+    """The scene as a Pillow RGB image on white."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (config.size, config.size), "white")
+    draw = ImageDraw.Draw(img)
+    r = config.object_size / 2
+    for colour, (shape, x, y) in scene.objects.items():
+        box = [x - r, y - r, x + r, y + r]
+        (draw.rectangle if shape == "square" else draw.ellipse)(box, fill=COLOURS[colour])
+    return img
+
+
+def _ranked(scene: Scene, x: float, y: float, skip: str | None = None) -> list[tuple[float, str]]:
+    """(distance, colour) of the objects from a point, nearest first."""
+    return sorted((float(np.hypot(ox - x, oy - y)), c)
+                  for c, (_, ox, oy) in scene.objects.items() if c != skip)
+
+
+def ask(kind: str, scene: Scene, rng: np.random.Generator,
+        config: ShapesConfig) -> tuple[str, str] | None:
+    """One (question, answer) of ``kind``, or None when the drawn one would be ambiguous."""
+    colour = list(COLOURS)[int(rng.integers(len(COLOURS)))]
+    shape, x, y = scene.objects[colour]
+    middle = config.size / 2
+    if kind == "position":
+        horizontal = bool(rng.integers(2))
+        coord = x if horizontal else y
+        if abs(coord - middle) < config.margin:
+            return None
+        where = "on the left" if horizontal else "at the top"
+        return f"Is the {colour} object {where}?", "yes" if coord < middle else "no"
+    if kind == "shape":
+        return f"What shape is the {colour} object?", shape
+    if kind == "colour":
+        corner = list(CORNERS)[int(rng.integers(len(CORNERS)))]
+        cx, cy = (v * config.size for v in CORNERS[corner])
+        ranked = _ranked(scene, cx, cy)
+        if ranked[1][0] - ranked[0][0] < config.margin:
+            return None
+        return f"What colour is the object closest to the {corner} corner?", ranked[0][1]
+    if kind in ("closest", "furthest"):
+        ranked = _ranked(scene, x, y, skip=colour)
+        if kind == "furthest":
+            ranked = ranked[::-1]
+        if abs(ranked[1][0] - ranked[0][0]) < config.margin:
+            return None
+        return (f"What shape is the object {kind} {'to' if kind == 'closest' else 'from'} the "
+                f"{colour} object?", scene.objects[ranked[0][1]][0])
+    same = sum(1 for s, _, _ in scene.objects.values() if s == shape)
+    return f"How many objects have the same shape as the {colour} object?", str(same)
+
+
+def scene_questions(scene: Scene, rng: np.random.Generator,
+                    config: ShapesConfig) -> list[tuple[str, str, str]]:
+    """``questions_per_kind`` non-relational and as many relational (question, answer, type)."""
+    out = []
+    for kinds in (NON_RELATIONAL, RELATIONAL):
+        while sum(1 for *_, t in out if t in kinds) < config.questions_per_kind:
+            kind = kinds[int(rng.integers(len(kinds)))]
+            qa = ask(kind, scene, rng, config)
+            if qa is not None:
+                out.append((*qa, kind))
+    return out
+
+
+def write_shapes_set(out: str | os.PathLike, config: ShapesConfig = ShapesConfig(),
+                     force: bool = False) -> Path:
+    """Write ``images/*.png`` and ``questions.jsonl`` into ``out``; returns the manifest.
+
+    The set is written into a hidden sibling and renamed into place, so ``out`` is whole or
+    untouched. An existing ``out`` is replaced only with ``force`` and only if it is empty
+    or a set written here (it holds ``questions.jsonl`` and ``images/`` and nothing else).
+    """
+    out = Path(out)
+    if config.images < 1:
+        raise UserError("--images must be at least 1")
+    if out.exists():
+        entries = {p.name for p in out.iterdir()} if out.is_dir() else None
+        if entries and entries != {MANIFEST, "images"}:
+            raise UserError(f"{out} exists and is not a generated shapes set; choose another OUT")
+        if entries and not force:
+            raise UserError(f"{out} already holds a shapes set; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; a data set is not
+        _write_into(tmp, config)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / MANIFEST
+
+
+def _write_into(folder: Path, config: ShapesConfig) -> None:
+    (folder / "images").mkdir()
+    rng = np.random.default_rng(config.seed)
+    lines = []
+    for i in range(config.images):
+        scene = random_scene(rng, config)
+        name = f"images/{i:06d}.png"
+        draw_scene(scene, config).save(folder / name)
+        lines.extend(json.dumps({"image": name, "question": q, "answer": a, "type": t})
+                     for q, a, t in scene_questions(scene, rng, config))
+    (folder / MANIFEST).write_text("\n".join(lines) + "\n", encoding="utf-8")
