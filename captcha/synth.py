@@ -29,8 +29,10 @@ from recognisers.errors import UserError
 
 DEFAULT_CHARSET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no O/0, I/1: ambiguous even to people
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts", "C:/Windows/Fonts")
-PREFERRED = ("DejaVuSans-Bold", "DejaVuSerif-Bold", "DejaVuSansMono-Bold", "DejaVuSans",
-             "LiberationSans-Bold", "LiberationSerif-Bold", "Arial", "Verdana")
+# font families in order of preference; only the first one found is used, so that installing
+# another family (a browser brings Liberation) does not change what a seed generates
+FONT_FAMILIES = (("DejaVuSans-Bold", "DejaVuSerif-Bold", "DejaVuSansMono-Bold", "DejaVuSans"),
+                 ("LiberationSans-Bold", "LiberationSerif-Bold"), ("Arial", "Verdana"))
 Colour = tuple[int, ...]
 Box = tuple[int, int, int, int]
 
@@ -84,12 +86,15 @@ STYLES = tuple(STYLE_TABLE)
 
 @lru_cache(maxsize=1)
 def system_fonts() -> tuple[str, ...]:
-    """A few bold, readable TrueType fonts found on this machine (empty when there are none)."""
-    found = {}
+    """The bold, readable TrueType fonts of the first family found here (empty when none is)."""
+    found: dict[str, str] = {}
     for folder in FONT_DIRS:
         for path in glob.glob(os.path.join(folder, "**", "*.ttf"), recursive=True):
             found.setdefault(Path(path).stem, path)
-    return tuple(found[name] for name in PREFERRED if name in found)
+    for family in FONT_FAMILIES:
+        if any(name in found for name in family):
+            return tuple(found[name] for name in family if name in found)
+    return ()
 
 
 def load_font(path: str | None, size: int) -> ImageFont.FreeTypeFont:
