@@ -118,7 +118,7 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
             raise ApiError(422, "no image: send one or more files in a field named 'image'")
         if len(fields.images) > config.max_images:
             raise ApiError(422, f"{len(fields.images)} images; at most {config.max_images} per request")
-        arrays = await asyncio.to_thread(decode_all, fields.images, config)
+        arrays = await asyncio.to_thread(decode_all, fields.images, config, "L")
         readings = await reader.submit(arrays)
         ms = round((time.perf_counter() - started) * 1000, 2)
         return CaptchaResponse(results=[captcha_result(r, i, loaded.captcha, ms)
@@ -175,9 +175,10 @@ def one_line(problems: list[dict]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def decode_all(blobs: list[bytes], config: ServeConfig) -> list:
+def decode_all(blobs: list[bytes], config: ServeConfig, mode: str = "RGB") -> list:
+    """Every image of a request decoded (``mode`` "RGB" or "L"); the first bad one refuses it."""
     many = len(blobs) > 1
-    return [decode_image(b, config, f"image {i + 1}" if many else "the image")
+    return [decode_image(b, config, f"image {i + 1}" if many else "the image", mode)
             for i, b in enumerate(blobs)]
 
 
