@@ -2,7 +2,7 @@
 
 Models are loaded before the app is built (:class:`~captcha_vqa.models.Loaded`); each has a
 :class:`~captcha_vqa.batching.MicroBatcher` started with the app. Handlers only parse, check
-and decode (decoding in a thread), hand the arrays to a batcher and shape the answer. Every
+and decode (large uploads in a worker thread), hand the arrays to a batcher and shape the answer. Every
 refusal is an :class:`~captcha_vqa.uploads.ApiError` -> a status code and ``{"detail": ...}``.
 """
 
@@ -24,6 +24,7 @@ from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
+from swagger_ui_bundle import swagger_ui_path  # Swagger UI's own files, served here: no CDN
 
 from captcha_vqa.batching import MicroBatcher
 from captcha_vqa.config import API_KEY_ENV, API_KEY_HEADER, ServeConfig, api_key
@@ -63,8 +64,6 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
 
     app = FastAPI(title="captcha-vqa", version="1", lifespan=lifespan, docs_url=None,
                   redoc_url=None, summary="Read text CAPTCHAs and answer questions about images.")
-    from swagger_ui_bundle import swagger_ui_path  # Swagger UI's files, served locally: no CDN
-
     app.state.batchers = batchers  # for tests and curious operators: calls and items per model
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
