@@ -2,7 +2,7 @@
 
 Models are loaded before the app is built (:class:`~captcha_vqa.models.Loaded`); each has a
 :class:`~captcha_vqa.batching.MicroBatcher` started with the app. Handlers only parse, check
-and decode (decoding in a thread), hand the arrays to a batcher and shape the answer. Every
+and decode (large uploads in a worker thread), hand the arrays to a batcher and shape the answer. Every
 refusal is an :class:`~captcha_vqa.uploads.ApiError` -> a status code and ``{"detail": ...}``.
 """
 
@@ -24,6 +24,7 @@ from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
+from swagger_ui_bundle import swagger_ui_path  # Swagger UI's own files, served here: no CDN
 
 from captcha_vqa.batching import MicroBatcher
 from captcha_vqa.config import API_KEY_ENV, API_KEY_HEADER, ServeConfig, api_key
@@ -63,8 +64,6 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
 
     app = FastAPI(title="captcha-vqa", version="1", lifespan=lifespan, docs_url=None,
                   redoc_url=None, summary="Read text CAPTCHAs and answer questions about images.")
-    from swagger_ui_bundle import swagger_ui_path  # Swagger UI's files, served locally: no CDN
-
     app.state.batchers = batchers  # for tests and curious operators: calls and items per model
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -118,7 +117,7 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
             raise ApiError(422, "no image: send one or more files in a field named 'image'")
         if len(fields.images) > config.max_images:
             raise ApiError(422, f"{len(fields.images)} images; at most {config.max_images} per request")
-        arrays = await asyncio.to_thread(decode_all, fields.images, config)
+        arrays = await decoded(fields.images, config, "L")
         readings = await reader.submit(arrays)
         ms = round((time.perf_counter() - started) * 1000, 2)
         return CaptchaResponse(results=[captcha_result(r, i, loaded.captcha, ms)
@@ -133,7 +132,7 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
         answerer = batcher("vqa")
         fields = await read_fields(request, config, "image")
         image, questions, top = vqa_request(fields, config)
-        array = (await asyncio.to_thread(decode_all, [image], config))[0]
+        array = (await decoded([image], config))[0]
         answers = await answerer.submit([(array, q, top) for q in questions])
         return VQAResponse(results=[
             {"question": q, "answers": [{"answer": a, "probability": round(p, 6)} for a, p in best]}
@@ -175,9 +174,20 @@ def one_line(problems: list[dict]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def decode_all(blobs: list[bytes], config: ServeConfig) -> list:
+INLINE_BYTES = 64 * 1024  # smaller uploads decode in well under a millisecond: no thread hop
+
+
+async def decoded(blobs: list[bytes], config: ServeConfig, mode: str = "RGB") -> list:
+    """:func:`decode_all`, in a worker thread unless the images are small enough to decode at once."""
+    if sum(len(b) for b in blobs) <= INLINE_BYTES:
+        return decode_all(blobs, config, mode)
+    return await asyncio.to_thread(decode_all, blobs, config, mode)
+
+
+def decode_all(blobs: list[bytes], config: ServeConfig, mode: str = "RGB") -> list:
+    """Every image of a request decoded (``mode`` "RGB" or "L"); the first bad one refuses it."""
     many = len(blobs) > 1
-    return [decode_image(b, config, f"image {i + 1}" if many else "the image")
+    return [decode_image(b, config, f"image {i + 1}" if many else "the image", mode)
             for i, b in enumerate(blobs)]
 
 

@@ -114,8 +114,10 @@ def from_base64(text: Any, where: str) -> bytes:
         raise ApiError(400, f"{where} is not valid base64") from None
 
 
-def decode_image(data: bytes, config: ServeConfig, name: str = "image") -> np.ndarray:
-    """An RGB ``uint8`` array from image bytes; transparent pixels composited onto white."""
+def decode_image(data: bytes, config: ServeConfig, name: str = "image",
+                 mode: str = "RGB") -> np.ndarray:
+    """A ``uint8`` array (``mode`` "RGB" or grey "L") from image bytes; transparent pixels
+    composited onto white. The CAPTCHA reader works on grey levels, so it asks for "L"."""
     if not data:
         raise ApiError(415, f"{name} is an empty file, not an image")
     try:
@@ -124,7 +126,7 @@ def decode_image(data: bytes, config: ServeConfig, name: str = "image") -> np.nd
             with Image.open(io.BytesIO(data)) as img:  # reads the header only
                 check_size(img.width, img.height, config, name)
                 img.load()
-                return np.asarray(on_white(img))
+                return np.asarray(on_white(img).convert(mode))
     except ApiError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

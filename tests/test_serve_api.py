@@ -261,3 +261,13 @@ def test_batcher_keeps_order_isolates_errors_and_never_blocks_the_loop():
     assert isinstance(results[5], ValueError)
     assert calls[0] == 11  # the six requests went through one call first
     assert ticks == 10  # the loop ran while the model "thought"
+
+
+def test_transparent_pixels_decode_as_white_paper():
+    from captcha_vqa.uploads import decode_image
+
+    clear = Image.new("RGBA", (20, 10), (0, 0, 0, 0))
+    clear.putpixel((3, 3), (0, 0, 0, 255))
+    grey = decode_image(png(clear), ServeConfig(), mode="L")
+    assert grey.shape == (10, 20) and grey[0, 0] == 255 and grey[3, 3] == 0
+    assert decode_image(png(clear), ServeConfig()).shape == (10, 20, 3)
