@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
+from recognisers.images import MAX_PIXELS
+
 API_KEY_ENV = "CAPTCHA_VQA_API_KEY"  # when set, /v1/* requires it in the API_KEY_HEADER
 API_KEY_HEADER = "X-API-Key"
 CONFIG_ENV = "CAPTCHA_VQA_SERVE_CONFIG"  # how `--workers N` hands the config to each worker
@@ -21,9 +23,7 @@ class ServeConfig:
     workers: int = 1                   # processes; each loads its own copy of the models
     max_body_bytes: int = 8 * 1024 * 1024   # a request body over this is refused unread (413)
     max_side: int = 4096               # an image wider or taller is refused before decoding (413)
-    # Pixel limit checked from the header before decoding. Same figure as the file tools'
-    # limit (recognisers.images.MAX_PIXELS on the reliability branch): use that at merge.
-    max_pixels: int = 50_000_000
+    max_pixels: int = MAX_PIXELS       # the file tools' limit, checked from the header (413)
     max_images: int = 64               # per /v1/captcha/read request
     max_questions: int = 32            # per /v1/vqa/answer request
     max_question_chars: int = 300

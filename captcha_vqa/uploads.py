@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from captcha_vqa.config import ServeConfig
+from recognisers.images import on_white
 
 
 class ApiError(Exception):
@@ -148,10 +149,3 @@ def check_size(width: int, height: int, config: ServeConfig, name: str) -> None:
 
 def limits(config: ServeConfig) -> str:
     return f"the limit is {config.max_side} pixels a side and {config.max_pixels:,} in all"
-
-
-def on_white(img: Image.Image) -> Image.Image:
-    """RGB, with any transparency composited onto white (how a viewer shows it)."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
-    return img.convert("RGB")
