@@ -234,6 +234,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from vqa.explain import write_explanation
 
         write_explanation(model, args.image, questions[0], args.explain)
+        sys.stdout.flush()
         print(f"explanation: {args.explain}", file=sys.stderr)
     return 0
 
