@@ -220,6 +220,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UserError("--top must be at least 1")
     model = VQAModel.load(args.model_dir)
+    if args.explain and model.encoder_config.frozen:
+        raise UserError("--explain needs a model with the compact image encoder")
     # one image, many questions: predict_batch encodes the image once
     results = model.predict_batch([args.image] * len(questions), questions, top=args.top)
     for question, answers in zip(questions, results):
@@ -238,6 +240,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from vqa.explain import write_explanation
 
         write_explanation(model, args.image, questions[0], args.explain)
+        sys.stdout.flush()
         print(f"explanation: {args.explain}", file=sys.stderr)
     return 0
 
