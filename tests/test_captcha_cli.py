@@ -40,7 +40,9 @@ def test_segment_draws_boxes(tmp_path, capsys):
     image = next((tmp_path / "g").iterdir())
     code, out, _ = run(capsys, "segment", image, "--out", tmp_path / "boxes.png", "--length", 4)
     assert code == 0 and "4 glyph boxes" in out
-    assert Image.open(tmp_path / "boxes.png").size[0] > 0
+    drawn, source = Image.open(tmp_path / "boxes.png"), Image.open(image)
+    scale = drawn.size[1] // source.size[1]  # upscaled by a whole factor to be readable
+    assert scale >= 2 and drawn.size == (source.size[0] * scale, source.size[1] * scale)
 
 
 @pytest.fixture
