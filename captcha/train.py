@@ -33,7 +33,7 @@ from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_see
 LINE_KERNELS = (0, 2, 3, 4)
 INKS = ("dark", "band", "colour")
 DISC_FRACTIONS = (0.4, 0.6)  # disc openings tried, as fractions of the letters' stroke width
-OPENING_COST = 0.05  # agreement each clean-up step must add to be chosen
+OPENING_COST = 0.1  # agreement each clean-up step must add to be chosen
 TUNE_IMAGES = 300  # validation images the clean-up is chosen on
 
 
