@@ -51,16 +51,17 @@ def held_out(samples: list, fraction: float = 0.2, seed: int = 0) -> list:
     return [samples[i] for i in sorted(order[:int(round(len(samples) * fraction))])]
 
 
-def score(ocr, samples: list[tuple[Path, str]]) -> tuple[float, float]:
-    """Case-insensitive sequence accuracy and images per second (one image at a time)."""
-    started, right = time.perf_counter(), 0
+def score(ocr, samples: list[tuple[Path, str]]) -> tuple[float, float, dict[str, str]]:
+    """Case-insensitive sequence accuracy, images per second (one at a time), and every reading."""
+    started, right, readings = time.perf_counter(), 0, {}
     for path, label in samples:
         try:
-            text = ocr.classification(path.read_bytes(), png_fix=True)  # RGBA onto white
+            text = ocr.classification(path.read_bytes(), png_fix=True).strip()  # RGBA onto white
         except Exception:  # noqa: BLE001  an unreadable file counts as wrong
             text = ""
-        right += text.strip().lower() == label.lower()
-    return right / len(samples), len(samples) / (time.perf_counter() - started)
+        readings[path.name] = text
+        right += text.lower() == label.lower()
+    return right / len(samples), len(samples) / (time.perf_counter() - started), readings
 
 
 def main() -> int:
@@ -70,6 +71,8 @@ def main() -> int:
                    help="also score every file of DIR as set NAME (e.g. a generated test folder)")
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-captcha" / "ddddocr.json")
     p.add_argument("--list", metavar="SET", help="print the held-out file names of SET and stop")
+    p.add_argument("--only", nargs="+", metavar="SET", help="score only these sets")
+    p.add_argument("--readings", type=Path, help="also write every file's reading: {set: {file: text}}")
     args = p.parse_args()
     sets = {d.name: held_out(labelled_files(d)) for d in sorted(args.datasets.iterdir()) if d.is_dir()}
     if args.list:
@@ -78,19 +81,28 @@ def main() -> int:
     for spec in args.folder:
         name, _, folder = spec.partition("=")
         sets[name] = labelled_files(Path(folder))
+    if args.only:
+        sets = {name: sets[name] for name in args.only}
     import ddddocr
 
     ocr = ddddocr.DdddOcr(show_ad=False)
-    results = {}
+    results, readings = {}, {}
     for name, samples in sets.items():
-        results[name], rate = score(ocr, samples)
+        results[name], rate, readings[name] = score(ocr, samples)
         print(f"{name}: {results[name]:.4f} of {len(samples)} held-out images ({rate:.0f}/s)", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(args.out)
-    print(f"wrote {args.out}")
+    write_json(args.out, results)
+    if args.readings:
+        write_json(args.readings, readings)
     return 0
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically (a temporary sibling renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -117,7 +117,10 @@ class CaptchaSolver:
             readings[i] = self.decode(probs[start:start + n], segs[i].boxes)
             start += n
         hard = [i for i, r in enumerate(readings) if r is None or min(r.char_confidences) < RECHECK]
-        for i, reading in zip(hard, self.read_by_recognition([segs[i] for i in hard])):
+        # a clean cut is re-read at its own length only: with several allowed lengths, halves
+        # of glyphs must not outvote whole ones
+        lengths = [[len(readings[i].boxes)] if readings[i] else None for i in hard]
+        for i, reading in zip(hard, self.read_by_recognition([segs[i] for i in hard], lengths)):
             if readings[i] is None or mean_log(reading) > mean_log(readings[i]):
                 readings[i] = reading
         return readings  # type: ignore[return-value]
@@ -134,27 +137,27 @@ class CaptchaSolver:
         return Reading("".join(self.charset[k] for k in best), float(np.prod(conf)),
                        conf.tolist(), list(boxes), by_recognition)
 
-    def read_by_recognition(self, segs: Sequence[Segmentation]) -> list[Reading]:
-        """Try every allowed length's lattice; keep the path with the best mean log-probability."""
+    def read_by_recognition(self, segs: Sequence[Segmentation],
+                            lengths: Sequence[list[int] | None] | None = None) -> list[Reading]:
+        """Try every allowed length's lattice (or the lengths given per image); keep the path
+        with the best mean log-probability."""
         if not segs:
             return []
-        jobs = [(s, lattice_for(s, n, self.settings)) for s in segs for n in self.lengths]
-        crops = [lattice_crops(s.ink, lattice, self.settings) for s, lattice in jobs]
+        lengths = [n or self.lengths for n in (lengths or [None] * len(segs))]
+        jobs = [(k, s, lattice_for(s, n, self.settings)) for k, s in enumerate(segs) for n in lengths[k]]
+        crops = [lattice_crops(s.ink, lattice, self.settings) for _, s, lattice in jobs]
         probs = classify(self.model, np.concatenate(crops))
         logp = np.log(np.maximum(probs[:, :len(self.charset)].max(axis=1), 1e-12))
-        readings, start = [], 0
-        best: tuple[float, Reading] | None = None
-        for k, ((seg, lattice), c) in enumerate(zip(jobs, crops)):
+        best: list[tuple[float, Reading] | None] = [None] * len(segs)
+        start = 0
+        for (k, seg, lattice), c in zip(jobs, crops):
             p = probs[start:start + len(c)]
             scores = np.broadcast_to(logp[start:start + len(c)], (lattice.n, len(c)))
             start += len(c)
             path, total = best_path(lattice, scores)
-            if path and (best is None or total / lattice.n > best[0]):
-                best = (total / lattice.n, self.decode(p[path], [lattice.boxes[j] for j in path], True))
-            if (k + 1) % len(self.lengths) == 0:
-                readings.append(best[1] if best else Reading("", 0.0, [], [], True))
-                best = None
-        return readings
+            if path and (best[k] is None or total / lattice.n > best[k][0]):
+                best[k] = (total / lattice.n, self.decode(p[path], [lattice.boxes[j] for j in path], True))
+        return [b[1] if b else Reading("", 0.0, [], [], True) for b in best]
 
     # -- persistence -----------------------------------------------------------------------
     def save_into(self, model_dir: Path) -> None:

@@ -33,7 +33,7 @@ from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_see
 LINE_KERNELS = (0, 2, 3, 4)
 INKS = ("dark", "band", "colour")
 DISC_FRACTIONS = (0.4, 0.6)  # disc openings tried, as fractions of the letters' stroke width
-OPENING_COST = 0.05  # agreement each clean-up step must add to be chosen
+OPENING_COST = 0.1  # agreement each clean-up step must add to be chosen
 TUNE_IMAGES = 300  # validation images the clean-up is chosen on
 
 
@@ -65,9 +65,10 @@ def tune_settings(images: list[tuple[np.ndarray, str]], glyph_size: int,
                   line_kernel: int | None) -> tuple[SegmentSettings, dict[str, float]]:
     """The clean-up whose shape-only glyph counts agree with the labels most often, then glyph width.
 
-    ``images`` is the validation slice. The candidates: ink by darkness or only the letters'
-    darkness band (noise darker than the text), no opening, vertical openings (thin horizontal
-    lines), or discs sized to the letters' measured stroke width (thin lines of any direction).
+    ``images`` is the validation slice. The candidates: ink by darkness, by the letters'
+    darkness band (noise darker than the text) or by colour distance from the background;
+    no opening, vertical openings (thin horizontal lines), or discs sized to the letters'
+    measured stroke width (thin lines of any direction).
     The agreement is judged with a rough glyph width (half the image height) because a width
     measured with the lines still in would agree with anything, lines included. Returns the
     settings and every candidate's agreement (recorded in meta.json).

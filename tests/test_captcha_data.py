@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from captcha.data import label_from_name, load_folder, read_image, split, to_gray
+from captcha.data import label_from_name, load_folder, read_image, read_pixels, split, to_gray, to_pixels
 from recognisers.errors import UserError
 
 
@@ -67,3 +67,23 @@ def test_split_is_by_file_and_repeatable(tmp_path):
     a = split(samples, 0.2, seed=3)
     assert a == split(samples, 0.2, seed=3)
     assert len(a[1]) == 2 and not set(a[0]) & set(a[1])
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparent_pixels_read_as_white_and_colour_is_kept(tmp_path, mode):
+    image = Image.new("RGBA", (30, 12), (0, 0, 0, 0))  # transparent black, as many CAPTCHAs store it
+    image.paste((200, 30, 30, 255), (10, 3, 20, 9))
+    path = tmp_path / "t.png"
+    if mode == "P":  # palette entry 0, black, marked transparent (like cc-digits)
+        image = Image.new("P", (30, 12), 0)
+        image.putpalette([0, 0, 0, 200, 30, 30] + [0] * 762)
+        image.paste(1, (10, 3, 20, 9))
+        image.save(path, transparency=0)
+    else:
+        image.convert(mode).save(path)
+    grey = read_image(path)
+    assert grey[0, 0] == 255 and grey[5, 15] < 200
+    pixels = read_pixels(path)
+    if mode == "RGBA":
+        assert pixels.shape == (12, 30, 3) and tuple(pixels[5, 15]) == (200, 30, 30)
+        assert tuple(to_pixels(np.asarray(image))[0, 0]) == (255, 255, 255)
