@@ -25,6 +25,7 @@ from recognisers.errors import UserError
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 MIN_CONTRAST = 40  # grey levels between ink and background below which an image has no ink
 LATTICES = ("shape", "even")  # where recognition may cut (see recognise.py)
+INKS = ("dark", "band", "colour")  # how ink is measured (see ink_map)
 CONTEXT_DIM = 0.4  # context pixels beside a glyph reach the CNN at this fraction of their ink
 
 
@@ -53,6 +54,8 @@ class SegmentSettings:
             return "segmentation sizes must be positive (glyph_size at least 4)"
         if self.lattice not in LATTICES:
             return f"segmentation.lattice must be one of {', '.join(LATTICES)}"
+        if self.ink not in INKS or self.opening < 0 or self.stroke_width < 0:
+            return f"segmentation.ink must be one of {', '.join(INKS)}, opening and stroke_width >= 0"
         return ""
 
 

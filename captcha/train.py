@@ -23,7 +23,7 @@ import numpy as np
 from captcha.data import Sample, read_pixels
 from captcha.model import build_model, classify, fit
 from captcha.recognise import Lattice, best_path, lattice_crops, lattice_for
-from captcha.segment import (Box, Segmentation, SegmentSettings, crop, ink_map, ink_mask, segment,
+from captcha.segment import (INKS, Box, Segmentation, SegmentSettings, crop, ink_map, ink_mask, segment,
                              stroke_width)
 from captcha.solver import KIND, CaptchaSolver
 from recognisers.errors import UserError, import_keras
@@ -31,7 +31,6 @@ from recognisers.modeldir import staged_model_dir
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
 
 LINE_KERNELS = (0, 2, 3, 4)
-INKS = ("dark", "band", "colour")
 DISC_FRACTIONS = (0.4, 0.6)  # disc openings tried, as fractions of the letters' stroke width
 OPENING_COST = 0.1  # agreement each clean-up step must add to be chosen
 TUNE_IMAGES = 300  # validation images the clean-up is chosen on
