@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     from captcha.readers import READERS
     from captcha.synth import DEFAULT_CHARSET, STYLES
 
-    parser = ArgumentParser(prog=PROG, description="Read CAPTCHAs: OpenCV segmentation + a Keras glyph CNN.")
+    parser = ArgumentParser(prog=PROG, description="Read CAPTCHAs: OpenCV segmentation + a glyph CNN, "
+                            "or a CNN + BiGRU + CTC sequence reader.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("generate", help="write labelled CAPTCHAs made by the built-in generator")

@@ -23,8 +23,14 @@ from captcha.sequence import SequenceConfig, SequenceReader
 from captcha.solver import FORMAT_VERSION, KIND, CaptchaSolver, ImageLike, Reading
 from captcha.train import train
 from recognisers.errors import UserError
-from recognisers.modeldir import (META_FILE, check_writable_target, read_meta, staged_model_dir,
-                                  write_json, write_meta)
+from recognisers.modeldir import (
+    META_FILE,
+    check_writable_target,
+    read_meta,
+    staged_model_dir,
+    write_json,
+    write_meta,
+)
 
 READERS = ("auto", "segment", "sequence")
 TIE_ORDER = ("segment", "sequence", "vote")  # on equal validation accuracy, the earlier wins
