@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from captcha.data import Sample, apply_case, read_image, to_gray
-from captcha.solver import ImageLike, Reading
+from captcha.solver import ImageLike, Reading, read_each
 from recognisers.errors import UserError, import_keras
 from recognisers.modeldir import read_meta, staged_model_dir, write_meta
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
@@ -68,32 +68,12 @@ class SequenceConfig:
 
 
 def read_gray(image: ImageLike) -> np.ndarray:
-    """Grey pixels of a path or array; transparent pixels are composited onto white first.
+    """Grey pixels of a path or array, read as the segmenting reader reads them.
 
-    One decode with OpenCV keeps the alpha channel (a palette PNG with a transparent colour
-    comes out as BGRA); anything unusual goes to :func:`captcha.data.read_image`, which holds
-    every bad-file check and its one-line error.
+    :mod:`captcha.data` holds every check (pixel limit before decoding, truncated files, one-line
+    errors), composites transparent pixels onto white and shrinks huge images.
     """
-    if not isinstance(image, (str, os.PathLike)):
-        image = np.asarray(image)
-        if image.ndim == 3 and image.shape[2] == 4 and image.dtype == np.uint8:
-            return on_white(image[..., :3], image[..., 3])
-        return to_gray(image)
-    raw = cv2.imread(str(image), cv2.IMREAD_UNCHANGED) if Path(image).is_file() else None
-    if raw is None or raw.dtype != np.uint8:
-        return read_image(image)
-    if raw.ndim == 2:
-        return raw
-    if raw.shape[2] == 4:
-        return on_white(raw[..., :3], raw[..., 3], cv2.COLOR_BGR2GRAY)
-    return cv2.cvtColor(raw, cv2.COLOR_BGR2GRAY) if raw.shape[2] == 3 else read_image(image)
-
-
-def on_white(colour: np.ndarray, alpha: np.ndarray, code: int = cv2.COLOR_RGB2GRAY) -> np.ndarray:
-    """Grey levels of a colour image laid over white with its alpha channel."""
-    gray = cv2.cvtColor(np.ascontiguousarray(colour), code).astype(np.float32)
-    a = alpha.astype(np.float32) / 255.0
-    return np.clip(gray * a + 255.0 * (1.0 - a) + 0.5, 0, 255).astype(np.uint8)
+    return read_image(image) if isinstance(image, (str, os.PathLike)) else to_gray(image)
 
 
 def fit_to_input(gray: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
@@ -307,17 +287,7 @@ class SequenceReader:
 
     def read_each(self, images: Sequence[ImageLike]) -> list[Union[Reading, UserError]]:
         """Like predict_batch, but an unreadable image gives its UserError in its place."""
-        results: list = [None] * len(images)
-        grays, where = [], []
-        for i, image in enumerate(images):
-            try:
-                grays.append(read_gray(image))
-                where.append(i)
-            except UserError as exc:
-                results[i] = exc
-        for i, reading in zip(where, self.read_grays(grays)):
-            results[i] = reading
-        return results
+        return read_each(images, read_gray, self.read_grays)
 
     def frame_probs(self, x: np.ndarray, chunk: int = 512) -> np.ndarray:
         """Per-frame class probabilities for an input batch."""

@@ -12,7 +12,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
@@ -36,6 +36,26 @@ def mean_log(reading: "Reading") -> float:
     if not reading.char_confidences:
         return -np.inf
     return float(np.mean(np.log(np.maximum(reading.char_confidences, 1e-12))))
+
+
+def read_each(images: Sequence[ImageLike], prepare: Callable[[ImageLike], Any],
+              read: Callable[[list], list["Reading"]]) -> list[Union["Reading", UserError]]:
+    """``prepare`` every image, ``read`` the prepared ones in one batch; a bad one keeps its error.
+
+    Every reader's ``read_each`` (for callers that go on past a bad file: ``predict`` with many
+    paths, ``evaluate``, the server) is this with its own preparation and batch.
+    """
+    results: list = [None] * len(images)
+    prepared, where = [], []
+    for i, image in enumerate(images):
+        try:
+            prepared.append(prepare(image))
+            where.append(i)
+        except UserError as exc:
+            results[i] = exc
+    for i, reading in zip(where, read(prepared)):
+        results[i] = reading
+    return results
 
 
 @dataclass
@@ -88,17 +108,7 @@ class CaptchaSolver:
 
         For callers that must go on past a bad file (``predict`` with many paths, ``evaluate``).
         """
-        results: list = [None] * len(images)
-        segs, where = [], []
-        for i, image in enumerate(images):
-            try:
-                segs.append(self.segment(image))
-                where.append(i)
-            except UserError as exc:
-                results[i] = exc
-        for i, reading in zip(where, self.read_segmentations(segs)):
-            results[i] = reading
-        return results
+        return read_each(images, self.segment, self.read_segmentations)
 
     def read_segmentations(self, segs: Sequence[Segmentation]) -> list[Reading]:
         """The batched core: one CNN call for all clean glyphs, one for all recognition crops.
