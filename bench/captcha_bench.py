@@ -44,14 +44,21 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", type=Path, default=DATASETS)
     p.add_argument("--sets", default="", help="comma-separated set or style names (default: all)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"a smoke run: real sets capped at {QUICK_CAP[0]}/{QUICK_CAP[1]} images, "
-                        f"styles {STYLE_COUNTS['quick'][0]}/{STYLE_COUNTS['quick'][1]}")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a smoke run: real sets capped at {QUICK_CAP[0]}/{QUICK_CAP[1]} images, "
+        f"styles {STYLE_COUNTS['quick'][0]}/{STYLE_COUNTS['quick'][1]}",
+    )
     p.add_argument("--reader", choices=READERS, default="auto")
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--json", type=Path, default=WORK / "results.json")
-    p.add_argument("--ddddocr", type=Path, default=WORK / "ddddocr.json",
-                   help="zero-shot accuracies written by bench/ddddocr_baseline.py")
+    p.add_argument(
+        "--ddddocr",
+        type=Path,
+        default=WORK / "ddddocr.json",
+        help="zero-shot accuracies written by bench/ddddocr_baseline.py",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 
@@ -74,24 +81,39 @@ def held_out_split(name: str, args) -> tuple[list[Sample], list[Sample]]:
             parts.append(load_folder(folder))
         return parts[0], parts[1]
     train, test = split(load_folder(args.datasets / name), 0.2, args.seed)
-    return (train[:QUICK_CAP[0]], test[:QUICK_CAP[1]]) if args.quick else (train, test)
+    return (train[: QUICK_CAP[0]], test[: QUICK_CAP[1]]) if args.quick else (train, test)
 
 
 def run_set(name: str, args) -> dict:
     """Train with default flags on one set's training part, measure on its held-out part."""
     train, test = held_out_split(name, args)
     started = time.perf_counter()
-    reader = train_reader(train, args.work / "models" / name, reader=args.reader, seed=args.seed,
-                          force=True, verbose=0, log=lambda line: print(f"[{name}] {line}", flush=True))
+    reader = train_reader(
+        train,
+        args.work / "models" / name,
+        reader=args.reader,
+        seed=args.seed,
+        force=True,
+        verbose=0,
+        log=lambda line: print(f"[{name}] {line}", flush=True),
+    )
     seconds = time.perf_counter() - started
     report = evaluate(reader, test)
     read_all(reader, test[:200])  # warm-up: compiled predict functions
     rates = [len(test) / read_all(reader, test)[1] for _ in range(3)]
-    row = {"set": name, "train_images": len(train), "held_out": len(test),
-           "sequence_accuracy": report["sequence_accuracy"], "char_accuracy": report["char_accuracy"],
-           "reader": report["reader"], "read_by": report["read_by"], "train_seconds": round(seconds, 1),
-           "captchas_per_second": round(statistics.median(rates), 1), "rates": rates,
-           "selection": read_selection(args.work / "models" / name)}
+    row = {
+        "set": name,
+        "train_images": len(train),
+        "held_out": len(test),
+        "sequence_accuracy": report["sequence_accuracy"],
+        "char_accuracy": report["char_accuracy"],
+        "reader": report["reader"],
+        "read_by": report["read_by"],
+        "train_seconds": round(seconds, 1),
+        "captchas_per_second": round(statistics.median(rates), 1),
+        "rates": rates,
+        "selection": read_selection(args.work / "models" / name),
+    }
     print(f"[{name}] {json.dumps({k: row[k] for k in list(row)[:10]})}", flush=True)
     return row
 
@@ -104,14 +126,19 @@ def read_selection(model_dir: Path) -> dict | None:
 
 def table(rows: list[dict], zero_shot: dict) -> str:
     """The README's markdown table."""
-    lines = ["| set (held-out images) | sequence accuracy | char accuracy | reader | training | "
-             "CAPTCHAs/s | ddddocr zero-shot |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| set (held-out images) | sequence accuracy | char accuracy | reader | training | "
+        "CAPTCHAs/s | ddddocr zero-shot |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         z = zero_shot.get(r["set"])
-        lines.append(f"| {r['set']} ({r['held_out']:,}) | **{r['sequence_accuracy']:.2%}** | "
-                     f"{r['char_accuracy']:.2%} | {r['reader']} | {r['train_seconds']:.0f} s "
-                     f"({r['train_images']:,} images) | {r['captchas_per_second']:,.0f} | "
-                     f"{'' if z is None else f'{z:.1%}'} |")
+        lines.append(
+            f"| {r['set']} ({r['held_out']:,}) | **{r['sequence_accuracy']:.2%}** | "
+            f"{r['char_accuracy']:.2%} | {r['reader']} | {r['train_seconds']:.0f} s "
+            f"({r['train_images']:,} images) | {r['captchas_per_second']:,.0f} | "
+            f"{'' if z is None else f'{z:.1%}'} |"
+        )
     return "\n".join(lines)
 
 
@@ -122,13 +149,21 @@ def main() -> int:
         wanted = [n.strip() for n in args.sets.split(",") if n.strip()]
         unknown = [n for n in wanted if n not in names]
         if unknown:
-            print(f"captcha_bench: error: unknown set(s) {', '.join(unknown)}; "
-                  f"known: {', '.join(names)}", file=sys.stderr)
+            print(
+                f"captcha_bench: error: unknown set(s) {', '.join(unknown)}; known: {', '.join(names)}",
+                file=sys.stderr,
+            )
             return 1
         names = wanted
     zero_shot = json.loads(args.ddddocr.read_text()) if args.ddddocr.is_file() else {}
-    results = {"command": " ".join(sys.argv), "machine": platform.platform(), "cpus": os.cpu_count(),
-               "load_before": os.getloadavg(), "quick": args.quick, "sets": []}
+    results = {
+        "command": " ".join(sys.argv),
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_before": os.getloadavg(),
+        "quick": args.quick,
+        "sets": [],
+    }
     for name in names:
         results["sets"].append(run_set(name, args))
         write_json(args.json, results)  # a long run keeps what it has measured so far

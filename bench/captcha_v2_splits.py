@@ -39,14 +39,18 @@ def main() -> int:
     for seed in args.splits:
         train_part, test_part = split(samples, 0.2, seed)
         started = time.perf_counter()
-        reader = train_reader(train_part, args.work / f"split{seed}", seed=0, force=True, verbose=0,
-                              log=lambda line: None)
+        reader = train_reader(
+            train_part, args.work / f"split{seed}", seed=0, force=True, verbose=0, log=lambda line: None
+        )
         seconds = time.perf_counter() - started
         r = evaluate(reader, test_part)
         accuracies.append(r["sequence_accuracy"])
-        print(f"split seed {seed}: sequence {100 * r['sequence_accuracy']:.2f}%, "
-              f"chars {100 * r['char_accuracy']:.2f}%, reader {r['reader']}, "
-              f"training {seconds:.0f} s", flush=True)
+        print(
+            f"split seed {seed}: sequence {100 * r['sequence_accuracy']:.2f}%, "
+            f"chars {100 * r['char_accuracy']:.2f}%, reader {r['reader']}, "
+            f"training {seconds:.0f} s",
+            flush=True,
+        )
     print(f"median over split seeds {args.splits}: {100 * statistics.median(accuracies):.2f}%")
     return 0
 

@@ -48,7 +48,7 @@ def labelled_files(folder: Path) -> list[tuple[Path, str]]:
 def held_out(samples: list, fraction: float = 0.2, seed: int = 0) -> list:
     """The held-out part of ``captcha.data.split(samples, fraction, seed)``."""
     order = np.random.default_rng(seed).permutation(len(samples))
-    return [samples[i] for i in sorted(order[:int(round(len(samples) * fraction))])]
+    return [samples[i] for i in sorted(order[: int(round(len(samples) * fraction))])]
 
 
 def score(ocr, samples: list[tuple[Path, str]]) -> tuple[float, float, dict[str, str]]:
@@ -67,8 +67,13 @@ def score(ocr, samples: list[tuple[Path, str]]) -> tuple[float, float, dict[str,
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", type=Path, default=DATASETS)
-    p.add_argument("--folder", action="append", default=[], metavar="NAME=DIR",
-                   help="also score every file of DIR as set NAME (e.g. a generated test folder)")
+    p.add_argument(
+        "--folder",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also score every file of DIR as set NAME (e.g. a generated test folder)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-captcha" / "ddddocr.json")
     p.add_argument("--list", metavar="SET", help="print the held-out file names of SET and stop")
     p.add_argument("--only", nargs="+", metavar="SET", help="score only these sets")

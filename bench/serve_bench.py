@@ -37,17 +37,26 @@ def multipart(fields: list[tuple[str, str | bytes]]) -> bytes:
     out = b""
     for name, value in fields:
         if isinstance(value, bytes):
-            out += (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
-                    f'filename="x.png"\r\nContent-Type: image/png\r\n\r\n').encode() + value + b"\r\n"
+            out += (
+                (
+                    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
+                    f'filename="x.png"\r\nContent-Type: image/png\r\n\r\n'
+                ).encode()
+                + value
+                + b"\r\n"
+            )
         else:
-            out += (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                    f"{value}\r\n").encode()
+            out += (
+                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+            ).encode()
     return out + f"--{BOUNDARY}--\r\n".encode()
 
 
 def request(path: str, body: bytes, port: int) -> bytes:
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; "
-            f"boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; "
+        f"boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -84,9 +93,13 @@ def load(port: int, requests: list[bytes], clients: int, seconds: float, per_req
     latencies = asyncio.run(drive(port, requests, clients, seconds))
     elapsed = time.perf_counter() - started
     ms = sorted(1000 * x for x in latencies)
-    return {"requests_per_s": len(ms) / elapsed, "items_per_s": len(ms) * per_request / elapsed,
-            "p50_ms": statistics.median(ms), "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))],
-            "requests": len(ms)}
+    return {
+        "requests_per_s": len(ms) / elapsed,
+        "items_per_s": len(ms) * per_request / elapsed,
+        "p50_ms": statistics.median(ms),
+        "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))],
+        "requests": len(ms),
+    }
 
 
 def batch_figures(args, captcha_images: list[bytes], vqa_images: list[bytes]) -> dict:
@@ -109,19 +122,18 @@ def batch_figures(args, captcha_images: list[bytes], vqa_images: list[bytes]) ->
     figures, config = {}, ServeConfig()
     if args.captcha:
         model, blobs = load_captcha(args.captcha), captcha_images * 2
-        figures["captcha"] = per_second(lambda: model.read_each(decode_all(blobs, config, "L")),
-                                        len(blobs))
+        figures["captcha"] = per_second(lambda: model.read_each(decode_all(blobs, config, "L")), len(blobs))
     if args.vqa:
         model, blobs = VQAModel.load(args.vqa), vqa_images * 128
         questions = ["what shape is in the image?"] * len(blobs)
         figures["vqa"] = per_second(
-            lambda: model.predict_batch(decode_all(blobs, config), questions, top=3), len(blobs))
+            lambda: model.predict_batch(decode_all(blobs, config), questions, top=3), len(blobs)
+        )
     return figures
 
 
 def start_server(args, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "captcha_vqa", "serve", "--port", str(port), "--workers",
-           str(args.workers)]
+    cmd = [sys.executable, "-m", "captcha_vqa", "serve", "--port", str(port), "--workers", str(args.workers)]
     cmd += ["--captcha", args.captcha] if args.captcha else []
     cmd += ["--vqa", args.vqa] if args.vqa else []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -144,10 +156,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--captcha", default="runs/demo/captcha")
     parser.add_argument("--vqa", default="runs/demo/vqa")
-    parser.add_argument("--images", default="data/generated/captcha-test",
-                        help="CAPTCHA images to send (a folder; default: the demo's test set)")
-    parser.add_argument("--vqa-images", default="captcha_vqa/static/samples",
-                        help="a folder whose shape*.png images are asked about")
+    parser.add_argument(
+        "--images",
+        default="data/generated/captcha-test",
+        help="CAPTCHA images to send (a folder; default: the demo's test set)",
+    )
+    parser.add_argument(
+        "--vqa-images",
+        default="captcha_vqa/static/samples",
+        help="a folder whose shape*.png images are asked about",
+    )
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--batch-clients", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -167,37 +185,75 @@ def main() -> int:
     rows = []
     try:
         if args.captcha:
-            singles = [request("/v1/captcha/read", multipart([("image", b)]), args.port)
-                       for b in captcha_images]
-            rows.append(("CAPTCHA, 1 image per request", args.clients,
-                         load(args.port, singles, args.clients, args.seconds, 1), batch["captcha"]))
+            singles = [
+                request("/v1/captcha/read", multipart([("image", b)]), args.port) for b in captcha_images
+            ]
+            rows.append(
+                (
+                    "CAPTCHA, 1 image per request",
+                    args.clients,
+                    load(args.port, singles, args.clients, args.seconds, 1),
+                    batch["captcha"],
+                )
+            )
             n = args.batch_size
-            batches = [request("/v1/captcha/read", multipart(
-                [("image", captcha_images[(i + j) % len(captcha_images)]) for j in range(n)]),
-                args.port) for i in range(0, len(captcha_images), n)]
-            rows.append((f"CAPTCHA, {n} images per request", args.batch_clients,
-                         load(args.port, batches, args.batch_clients, args.seconds, n), batch["captcha"]))
+            batches = [
+                request(
+                    "/v1/captcha/read",
+                    multipart([("image", captcha_images[(i + j) % len(captcha_images)]) for j in range(n)]),
+                    args.port,
+                )
+                for i in range(0, len(captcha_images), n)
+            ]
+            rows.append(
+                (
+                    f"CAPTCHA, {n} images per request",
+                    args.batch_clients,
+                    load(args.port, batches, args.batch_clients, args.seconds, n),
+                    batch["captcha"],
+                )
+            )
         if args.vqa:
-            questions = ["what shape is in the image?", "what color is the shape?",
-                         "is there a circle?"]
-            asks = [request("/v1/vqa/answer", multipart([("image", im), ("question", q)]), args.port)
-                    for im in vqa_images for q in questions]
-            rows.append(("VQA, 1 question per request", args.clients,
-                         load(args.port, asks, args.clients, args.seconds, 1), batch["vqa"]))
+            questions = ["what shape is in the image?", "what color is the shape?", "is there a circle?"]
+            asks = [
+                request("/v1/vqa/answer", multipart([("image", im), ("question", q)]), args.port)
+                for im in vqa_images
+                for q in questions
+            ]
+            rows.append(
+                (
+                    "VQA, 1 question per request",
+                    args.clients,
+                    load(args.port, asks, args.clients, args.seconds, 1),
+                    batch["vqa"],
+                )
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
-    print(f"\n{'scenario':32} {'clients':>7} {'items/s':>9} {'req/s':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'batch/s in-process':>19}")
+    print(
+        f"\n{'scenario':32} {'clients':>7} {'items/s':>9} {'req/s':>8} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'batch/s in-process':>19}"
+    )
     for name, clients, r, direct in rows:
-        print(f"{name:32} {clients:>7} {r['items_per_s']:>9.0f} {r['requests_per_s']:>8.0f} "
-              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {direct:>19.0f}")
+        print(
+            f"{name:32} {clients:>7} {r['items_per_s']:>9.0f} {r['requests_per_s']:>8.0f} "
+            f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {direct:>19.0f}"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "batch_in_process": batch,
-                               "scenarios": [{"name": n, "clients": c, **r} for n, c, r, _ in rows]},
-                              indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "batch_in_process": batch,
+                "scenarios": [{"name": n, "clients": c, **r} for n, c, r, _ in rows],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out}")
     return 0
 

@@ -77,15 +77,16 @@ def load_folder(folder: str | os.PathLike, case: str = "keep") -> list[Sample]:
     for path in files:
         label = apply_case(overrides.get(path.name, label_from_name(path)).strip(), case)
         if any(c.isspace() for c in label):
-            raise UserError(f"{folder / path.name}: the label {label!r} holds a space; a glyph "
-                            f"cannot be one (fix the name or {LABELS_CSV})")
+            raise UserError(
+                f"{folder / path.name}: the label {label!r} holds a space; a glyph "
+                f"cannot be one (fix the name or {LABELS_CSV})"
+            )
         if label:
             samples.append(Sample(path, label))
         else:
             unlabelled.append(path.name)
     if unlabelled and samples:
-        note(f"skipped {len(unlabelled)} image(s) with an empty label in {folder} "
-             f"(first: {unlabelled[0]})")
+        note(f"skipped {len(unlabelled)} image(s) with an empty label in {folder} (first: {unlabelled[0]})")
     if not samples:
         raise UserError(f"no usable labels in {folder} (name files LABEL.png or add {LABELS_CSV})")
     return samples
@@ -110,7 +111,7 @@ def read_pixels(path: str | os.PathLike) -> np.ndarray:
         with open_image(path) as img:
             return to_pixels(np.asarray(on_white(img)))
     if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
+        image = (image // 256).astype(np.uint8)
     if image.ndim == 3 and image.shape[2] == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return to_pixels(image)
@@ -137,7 +138,11 @@ def to_pixels(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)) or min(image.shape[:2]) < 4:
+    if (
+        image.ndim not in (2, 3)
+        or (image.ndim == 3 and image.shape[2] not in (3, 4))
+        or min(image.shape[:2]) < 4
+    ):
         raise UserError(f"expected a grey or RGB image, got an array of shape {image.shape}")
     if image.dtype != np.uint8:
         scale = 255.0 if image.dtype.kind == "f" and image.max() <= 1.0 else 1.0

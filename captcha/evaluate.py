@@ -30,10 +30,11 @@ class EvaluateConfig:
     """Defaults of the evaluation.
 
     ``label_error_confidence``: a wrong reading of the label's length whose confidence (the
-    product of its glyphs' confidences) is at least this is flagged as a suspected label error. Chosen on generated
-    validation data, whose labels are right by construction: there, on the six hard styles,
-    few of the model's own errors reach this confidence (see the README), so a flagged
-    disagreement on a user's folder deserves a look at the label first.
+    product of its glyphs' confidences) is at least this is flagged as a suspected label
+    error. Chosen on generated validation data, whose labels are right by construction:
+    there, on the six hard styles, few of the model's own errors reach this confidence (see
+    the README), so a flagged disagreement on a user's folder deserves a look at the label
+    first.
     """
 
     label_error_confidence: float = 0.9
@@ -47,13 +48,20 @@ def read_all(solver: CaptchaSolver, samples: list[Sample]) -> tuple[list[Reading
     return results, time.perf_counter() - started
 
 
-def wrong_readings(samples: list[Sample], readings: list[Reading | None], texts: list[str],
-                   labels: list[str]) -> list[dict]:
+def wrong_readings(
+    samples: list[Sample], readings: list[Reading | None], texts: list[str], labels: list[str]
+) -> list[dict]:
     """Every wrong reading: path, label, text read and its confidence (unreadable: text None)."""
-    return [{"path": str(sample.path), "label": label, "read": reading.text if reading else None,
-             "confidence": round(reading.confidence, 6) if reading else 0.0}
-            for sample, reading, text, label in zip(samples, readings, texts, labels)
-            if reading is None or text != label]
+    return [
+        {
+            "path": str(sample.path),
+            "label": label,
+            "read": reading.text if reading else None,
+            "confidence": round(reading.confidence, 6) if reading else 0.0,
+        }
+        for sample, reading, text, label in zip(samples, readings, texts, labels)
+        if reading is None or text != label
+    ]
 
 
 def suspect_label(wrong: dict, config: EvaluateConfig) -> bool:
@@ -62,12 +70,19 @@ def suspect_label(wrong: dict, config: EvaluateConfig) -> bool:
     A reading of another length is not blamed on the label: a confident reading that misses a
     glyph (a faint or hidden one) is a segmentation error, as generated data shows.
     """
-    return wrong["read"] is not None and len(wrong["read"]) == len(wrong["label"]) \
+    return (
+        wrong["read"] is not None
+        and len(wrong["read"]) == len(wrong["label"])
         and wrong["confidence"] >= config.label_error_confidence
+    )
 
 
-def evaluate(solver: CaptchaSolver, samples: list[Sample], case: str | None = None,
-             config: EvaluateConfig = EvaluateConfig()) -> dict:
+def evaluate(
+    solver: CaptchaSolver,
+    samples: list[Sample],
+    case: str | None = None,
+    config: EvaluateConfig = EvaluateConfig(),
+) -> dict:
     """The report: counts, accuracies, failure rate, speed, per-character accuracy, confusions,
     every wrong reading and the suspected label errors among them."""
     case = case or solver.case
@@ -94,8 +109,9 @@ def evaluate(solver: CaptchaSolver, samples: list[Sample], case: str | None = No
         "unreadable_files": unreadable[:20],
         "sequence_accuracy": float(np.mean([t == label for t, label in zip(texts, labels)])),
         "char_accuracy": sum(sum(v) for v in per_char.values()) / max(1, n_chars),
-        "segmentation_failure_rate": float(np.mean([r is None or len(r.text) != len(label)
-                                                    for r, label in zip(readings, labels)])),
+        "segmentation_failure_rate": float(
+            np.mean([r is None or len(r.text) != len(label) for r, label in zip(readings, labels)])
+        ),
         "read_by_recognition_rate": float(np.mean([bool(r and r.by_recognition) for r in readings])),
         "images_per_second": len(samples) / seconds,
         "seconds": round(seconds, 3),
@@ -113,7 +129,9 @@ def evaluate(solver: CaptchaSolver, samples: list[Sample], case: str | None = No
     }
 
 
-def worst_cases(report: dict, samples: list[Sample], png: Path, limit: int = EvaluateConfig.worst_limit) -> None:
+def worst_cases(
+    report: dict, samples: list[Sample], png: Path, limit: int = EvaluateConfig.worst_limit
+) -> None:
     """Draw the least confident wrong readings (unreadable first), then the suspected label errors.
 
     Each row names the file and shows the boxes the reader used with the characters it read,
@@ -129,8 +147,8 @@ def worst_cases(report: dict, samples: list[Sample], png: Path, limit: int = Eva
     suspected = {w["path"] for w in report["suspected_label_errors"]}
     wrong = [where[w["path"]] for w in report["wrong_readings"]]
     wrong.sort(key=lambda i: readings[i].confidence if readings[i] else -1.0)
-    flagged = [i for i in wrong if paths[i] in suspected][-(limit // 3):] if limit >= 3 else []
-    rows = [i for i in wrong if paths[i] not in suspected][:limit - len(flagged)] + flagged
+    flagged = [i for i in wrong if paths[i] in suspected][-(limit // 3) :] if limit >= 3 else []
+    rows = [i for i in wrong if paths[i] not in suspected][: limit - len(flagged)] + flagged
     fig, axes = plt.subplots(max(1, len(rows)), 1, figsize=(5, 0.4 + 1.3 * max(1, len(rows))), squeeze=False)
     for ax, i in zip(axes[:, 0], rows):
         reading = readings[i]
@@ -138,18 +156,26 @@ def worst_cases(report: dict, samples: list[Sample], png: Path, limit: int = Eva
             gray = read_image(samples[i].path)
         except UserError:
             gray = np.full((20, 80), 255, np.uint8)  # an unreadable file: a blank tile
-        ax.imshow(draw_boxes(gray, reading.boxes if reading else [], reading.text if reading else None)[:, :, ::-1])
+        ax.imshow(
+            draw_boxes(gray, reading.boxes if reading else [], reading.text if reading else None)[:, :, ::-1]
+        )
         read = f"read {reading.text!r} ({reading.confidence:.2f})" if reading else "unreadable"
         tag = "  LABEL?" if paths[i] in suspected else ""
-        ax.set_title(f"{samples[i].path.name}: {read}, label {report['_labels'][i]!r}{tag}", fontsize=7,
-                     color="tab:red" if tag else "black")
+        ax.set_title(
+            f"{samples[i].path.name}: {read}, label {report['_labels'][i]!r}{tag}",
+            fontsize=7,
+            color="tab:red" if tag else "black",
+        )
         ax.axis("off")
     if not rows:
         axes[0, 0].text(0.5, 0.5, "no wrong readings", ha="center", va="center")
         axes[0, 0].axis("off")
-    fig.suptitle(f"{len(wrong)} wrong of {len(samples)}. Each row: file: text read (confidence), label;\n"
-                 f"boxes: the glyphs the reader used. LABEL? (red): as long as the label and read with\n"
-                 f"confidence >= {report['label_error_confidence']:.2f}: check the label first.", fontsize=7)
+    fig.suptitle(
+        f"{len(wrong)} wrong of {len(samples)}. Each row: file: text read (confidence), label;\n"
+        f"boxes: the glyphs the reader used. LABEL? (red): as long as the label and read with\n"
+        f"confidence >= {report['label_error_confidence']:.2f}: check the label first.",
+        fontsize=7,
+    )
     fig.tight_layout()
     save_figure(fig, png)
     plt.close(fig)

@@ -20,39 +20,59 @@ def build_model(glyph_size: int, n_classes: int, width: int = 16):
     keras = import_keras()
     from keras import layers
 
-    model = keras.Sequential([
-        keras.Input((glyph_size, glyph_size, 1)),
-        layers.RandomTranslation(0.08, 0.08, fill_mode="constant"),
-        layers.RandomZoom(0.08, fill_mode="constant"),
-        layers.Conv2D(width, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Conv2D(2 * width, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Conv2D(2 * width, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Flatten(),
-        layers.Dropout(0.3),
-        layers.Dense(128, activation="relu"),
-        layers.Dropout(0.3),
-        layers.Dense(n_classes, activation="softmax"),
-    ], name="glyph_cnn")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((glyph_size, glyph_size, 1)),
+            layers.RandomTranslation(0.08, 0.08, fill_mode="constant"),
+            layers.RandomZoom(0.08, fill_mode="constant"),
+            layers.Conv2D(width, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(2 * width, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(2 * width, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dropout(0.3),
+            layers.Dense(128, activation="relu"),
+            layers.Dropout(0.3),
+            layers.Dense(n_classes, activation="softmax"),
+        ],
+        name="glyph_cnn",
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
-def fit(model, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-        epochs: int, model_dir: Path, batch_size: int = 128, verbose: int = 2):
+def fit(
+    model,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    epochs: int,
+    model_dir: Path,
+    batch_size: int = 128,
+    verbose: int = 2,
+):
     """Train with early stopping on the validation slice; history goes to ``model_dir``."""
-    return model.fit(train[0][..., None], train[1], validation_data=(val[0][..., None], val[1]),
-                     epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
-                     callbacks=training_callbacks(model_dir, patience=3))
+    return model.fit(
+        train[0][..., None],
+        train[1],
+        validation_data=(val[0][..., None], val[1]),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=verbose,
+        callbacks=training_callbacks(model_dir, patience=3),
+    )
 
 
 def classify(model, glyphs: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Class probabilities for a stack of glyph crops, in as few compiled calls as possible."""
     if len(glyphs) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
-    out = [np.asarray(model.predict_on_batch(glyphs[i:i + chunk, ..., None]))
-           for i in range(0, len(glyphs), chunk)]
+    out = [
+        np.asarray(model.predict_on_batch(glyphs[i : i + chunk, ..., None]))
+        for i in range(0, len(glyphs), chunk)
+    ]
     return np.concatenate(out)

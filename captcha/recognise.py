@@ -22,16 +22,16 @@ class Lattice:
     """Candidate segmentations of one image into ``n`` glyphs."""
 
     n: int
-    boxes: list[Box]                 # every distinct candidate segment
-    edges: list[np.ndarray]          # per glyph k: (i, j, box index) rows, i/j index cuts k, k+1
-    widths: list[int]                # number of candidate cuts at each boundary
+    boxes: list[Box]  # every distinct candidate segment
+    edges: list[np.ndarray]  # per glyph k: (i, j, box index) rows, i/j index cuts k, k+1
+    widths: list[int]  # number of candidate cuts at each boundary
 
 
 def window(lo: float, hi: float, step: int, profile: np.ndarray, extra: list[int]) -> np.ndarray:
     """Grid columns in [lo, hi] plus the deepest projection point there and any ``extra``."""
     lo_i = int(np.ceil(lo))
     hi_i = max(lo_i, int(np.floor(hi)))
-    inside = profile[lo_i:hi_i + 1]
+    inside = profile[lo_i : hi_i + 1]
     deepest = [lo_i + int(np.argmin(inside))] if inside.size else []
     return np.unique(np.r_[np.arange(lo_i, hi_i + 1, step), deepest, extra].astype(np.int64))
 

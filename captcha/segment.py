@@ -33,24 +33,29 @@ CONTEXT_DIM = 0.4  # context pixels beside a glyph reach the CNN at this fractio
 class SegmentSettings:
     """Everything the segmenter needs; stored in the model's meta.json."""
 
-    glyph_width: float = 20.0     # typical glyph width in pixels, learned from the training data
-    line_kernel: int = 0          # height of the vertical opening that removes thin lines (0: off)
-    ink: str = "dark"             # "dark": darkness; "band": drop ink much darker than the letters;
-                                  # "colour": colour distance from the local background
-    opening: int = 0              # side of the disc whose opening removes thinner strokes (0: off)
-    stroke_width: float = 0.0     # the letters' stroke width measured on the training data (info)
-    min_area: float = 0.04        # components smaller than this x glyph_width**2 are noise
-    context: float = 0.2          # margin around a glyph crop, as a fraction of glyph_width
-    glyph_size: int = 28          # side of the square the CNN reads
-    lattice: str = "shape"        # where recognition may cut: "shape" or "even" (see recognise.py)
+    glyph_width: float = 20.0  # typical glyph width in pixels, learned from the training data
+    line_kernel: int = 0  # height of the vertical opening that removes thin lines (0: off)
+    ink: str = "dark"  # "dark": darkness; "band": drop ink much darker than the letters;
+    # "colour": colour distance from the local background
+    opening: int = 0  # side of the disc whose opening removes thinner strokes (0: off)
+    stroke_width: float = 0.0  # the letters' stroke width measured on the training data (info)
+    min_area: float = 0.04  # components smaller than this x glyph_width**2 are noise
+    context: float = 0.2  # margin around a glyph crop, as a fraction of glyph_width
+    glyph_size: int = 28  # side of the square the CNN reads
+    lattice: str = "shape"  # where recognition may cut: "shape" or "even" (see recognise.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def problem(self) -> str:
         """What makes these settings unusable (a hand-edited meta.json), or "" when none."""
-        if not (self.glyph_width > 0 and self.line_kernel >= 0 and self.min_area >= 0
-                and self.context >= 0 and self.glyph_size >= 4):
+        if not (
+            self.glyph_width > 0
+            and self.line_kernel >= 0
+            and self.min_area >= 0
+            and self.context >= 0
+            and self.glyph_size >= 4
+        ):
             return "segmentation sizes must be positive (glyph_size at least 4)"
         if self.lattice not in LATTICES:
             return f"segmentation.lattice must be one of {', '.join(LATTICES)}"
@@ -95,7 +100,7 @@ def colour_distance(pixels: np.ndarray) -> np.ndarray:
     colour around it): ink is dark whatever its hue or lightness."""
     k = max(9, (min(pixels.shape[:2]) // 2) | 1)
     diff = pixels.astype(np.float32) - cv2.medianBlur(pixels, k)
-    dist = np.sqrt((diff ** 2).sum(axis=2)) if pixels.ndim == 3 else np.abs(diff)
+    dist = np.sqrt((diff**2).sum(axis=2)) if pixels.ndim == 3 else np.abs(diff)
     return (255 - np.minimum(dist, 255)).astype(np.uint8)
 
 
@@ -138,7 +143,7 @@ def ink_mask(ink: np.ndarray, settings: SegmentSettings) -> np.ndarray:
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (settings.opening, settings.opening))
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, disc)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    small = stats[:, cv2.CC_STAT_AREA] < settings.min_area * settings.glyph_width ** 2
+    small = stats[:, cv2.CC_STAT_AREA] < settings.min_area * settings.glyph_width**2
     small[0] = True  # the background label
     if small[1:].any():
         mask[small[labels]] = 0
@@ -159,9 +164,9 @@ def trim_line_tails(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
         return mask
     run = 0.6 * settings.glyph_width
     if thick[0] - inked[0] >= run:
-        mask[:, :thick[0]] = 0
+        mask[:, : thick[0]] = 0
     if inked[-1] - thick[-1] >= run:
-        mask[:, thick[-1] + 1:] = 0
+        mask[:, thick[-1] + 1 :] = 0
     return mask
 
 
@@ -236,8 +241,7 @@ def glyph_counts(boxes: list[Box], glyph_width: float, lengths: list[int] | None
         i = max(range(len(counts)), key=lambda k: widths[k] / (counts[k] + 1))
         counts[i] += 1
     while sum(counts) > target and max(counts) > 1:
-        i = min((k for k in range(len(counts)) if counts[k] > 1),
-                key=lambda k: widths[k] / (counts[k] - 1))
+        i = min((k for k in range(len(counts)) if counts[k] > 1), key=lambda k: widths[k] / (counts[k] - 1))
         counts[i] -= 1
     return counts
 
@@ -292,35 +296,39 @@ def crop(ink: np.ndarray, box: Box, settings: SegmentSettings) -> np.ndarray:
     c = int(round(settings.context * settings.glyph_width))
     h, w = ink.shape
     left, right = max(0, x0 - c), min(w, x1 + c)
-    patch = ink[max(0, y0 - 2):min(h, y1 + 2), left:right].copy()
-    patch[:, :x0 - left] *= CONTEXT_DIM  # dimmed context: the CNN sees where the cut was
-    patch[:, x1 - left:] *= CONTEXT_DIM
+    patch = ink[max(0, y0 - 2) : min(h, y1 + 2), left:right].copy()
+    patch[:, : x0 - left] *= CONTEXT_DIM  # dimmed context: the CNN sees where the cut was
+    patch[:, x1 - left :] *= CONTEXT_DIM
     ph, pw = patch.shape
     size = settings.glyph_size
     scale = size / max(ph, pw, 1)
     nh, nw = max(1, min(size, round(ph * scale))), max(1, min(size, round(pw * scale)))
     out = np.zeros((size, size), np.float32)
     top, left = (size - nh) // 2, (size - nw) // 2
-    out[top:top + nh, left:left + nw] = cv2.resize(patch, (nw, nh), interpolation=cv2.INTER_AREA)
+    out[top : top + nh, left : left + nw] = cv2.resize(patch, (nw, nh), interpolation=cv2.INTER_AREA)
     return out
 
 
-def draw_boxes(gray: np.ndarray, boxes: list[Box], labels: str | None = None, height: int = 160) -> np.ndarray:
+def draw_boxes(
+    gray: np.ndarray, boxes: list[Box], labels: str | None = None, height: int = 160
+) -> np.ndarray:
     """A colour copy of the image, upscaled to about ``height`` pixels, with the boxes drawn.
 
     The characters (``labels``, one per box) are written in a band above the image, each over
     its box in the box's colour, large enough to read.
     """
     scale = max(2, int(np.ceil(height / max(gray.shape[0], 1))))
-    image = cv2.cvtColor(cv2.resize(gray, None, fx=scale, fy=scale,
-                                    interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
+    image = cv2.cvtColor(
+        cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR
+    )
     band = 36 if labels else 0
     image = cv2.copyMakeBorder(image, band, 0, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
     thickness = max(1, scale // 3)
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         colour = ((0, 0, 255), (0, 160, 0), (255, 0, 0))[i % 3]
-        cv2.rectangle(image, (x0 * scale, band + y0 * scale), (x1 * scale - 1, band + y1 * scale - 1),
-                      colour, thickness)
+        cv2.rectangle(
+            image, (x0 * scale, band + y0 * scale), (x1 * scale - 1, band + y1 * scale - 1), colour, thickness
+        )
         if labels and i < len(labels):
             (w, _), _ = cv2.getTextSize(labels[i], cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)
             x = max(0, (x0 + x1) * scale // 2 - w // 2)

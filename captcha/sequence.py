@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -38,20 +39,20 @@ POOL_X = 4  # the CNN shrinks x by this much: one CTC frame per 4 input columns
 class SequenceConfig:
     """Every default of the sequence reader (stored in meta.json, so loading rebuilds it)."""
 
-    height: int = 32                 # input height in pixels
-    width: int = 0                   # input width; 0: from the training images' median aspect
-    max_width: int = 256             # cap on the measured width (bounds the work per image)
+    height: int = 32  # input height in pixels
+    width: int = 0  # input width; 0: from the training images' median aspect
+    max_width: int = 256  # cap on the measured width (bounds the work per image)
     filters: tuple[int, ...] = (16, 32, 64)
-    rnn_units: int = 96              # per direction
+    rnn_units: int = 96  # per direction
     dropout: float = 0.25
-    augment: bool = True             # small shifts, zooms and rotations while training
-    batch_size: int = 0              # 0: about 100 steps per epoch, within 16 to 64
+    augment: bool = True  # small shifts, zooms and rotations while training
+    batch_size: int = 0  # 0: about 100 steps per epoch, within 16 to 64
     learning_rate: float = 2e-3
     epochs: int = 60
-    patience: int = 8                # epochs without a better validation reading before stopping
-    lr_patience: int = 3             # ... before the learning rate is halved
+    patience: int = 8  # epochs without a better validation reading before stopping
+    lr_patience: int = 3  # ... before the learning rate is halved
     val_fraction: float = 0.1
-    max_seconds: float = 420.0       # training-time budget; the best epoch so far is kept
+    max_seconds: float = 420.0  # training-time budget; the best epoch so far is kept
     case: str = "keep"
     seed: int = 0
 
@@ -59,7 +60,7 @@ class SequenceConfig:
         return {**asdict(self), "filters": list(self.filters)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SequenceConfig":
+    def from_dict(cls, data: dict) -> SequenceConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         if "filters" in values:
@@ -178,21 +179,22 @@ class SequenceReader:
 
     def __init__(self, config: SequenceConfig = SequenceConfig()):
         self.config = config
-        self.model = None
+        self.model: Any = None  # the Keras network, built by fit or load
         self.charset = ""
         self.lengths: list[int] = []
         self.width = config.width
         self.training: dict = {}
         self.history: list[dict] = []
-        self._forward = None
+        self._forward: Any = None  # the traced inference function, made on first use
 
     @property
     def case(self) -> str:
         return self.config.case
 
     # -- training ------------------------------------------------------------------------
-    def fit(self, samples: Sequence[Sample], log: Callable[[str], None] = print,
-            verbose: bool = True) -> "SequenceReader":
+    def fit(
+        self, samples: Sequence[Sample], log: Callable[[str], None] = print, verbose: bool = True
+    ) -> SequenceReader:
         """Train on labelled samples; a validation slice carved from them picks the best epoch."""
         keras = import_keras()
         started = time.perf_counter()
@@ -210,21 +212,30 @@ class SequenceReader:
         if len(train) == 0:
             raise UserError("too few training images: need at least two")
         self.model, self._forward = build_network(cfg, self.width, len(self.charset)), None
-        self.model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=ctc_loss,
-                           jit_compile=False)
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=ctc_loss, jit_compile=False
+        )
         batch = cfg.batch_size or int(np.clip(len(train) // 100, 16, 64))
         data = dataset(x[train], y[train], batch, cfg.seed)
         best = self.train_epochs(data, x[val], [labels[i] for i in val], log if verbose else None)
-        self.training = {"images": len(samples), "readable": len(labels), "train_images": len(train),
-                         "validation_images": len(val), **best,
-                         "seconds": round(time.perf_counter() - started, 1)}
-        log(f"sequence reader: best epoch {best['best_epoch']} of {best['epochs_run']}, validation "
+        self.training = {
+            "images": len(samples),
+            "readable": len(labels),
+            "train_images": len(train),
+            "validation_images": len(val),
+            **best,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        log(
+            f"sequence reader: best epoch {best['best_epoch']} of {best['epochs_run']}, validation "
             f"sequence accuracy {best['validation_sequence_accuracy']:.4f} ({best['stopped_by']}), "
-            f"{self.training['seconds']:.0f} s")
+            f"{self.training['seconds']:.0f} s"
+        )
         return self
 
-    def train_epochs(self, data, x_val: np.ndarray, val_labels: list[str],
-                     log: Callable[[str], None] | None) -> dict:
+    def train_epochs(
+        self, data, x_val: np.ndarray, val_labels: list[str], log: Callable[[str], None] | None
+    ) -> dict:
         """Epochs until patience or the time budget runs out; the best epoch's weights are kept.
 
         The learning rate halves after ``lr_patience`` epochs without a better reading: the
@@ -241,17 +252,27 @@ class SequenceReader:
         best = (-1.0, math.inf, 0, None)  # accuracy, loss, epoch, weights
         self.history, stopped_by = [], "epochs"
         for epoch in range(cfg.epochs):
-            fitted = self.model.fit(data, initial_epoch=epoch, epochs=epoch + 1, verbose=0,
-                                    shuffle=False)  # the dataset shuffles
+            fitted = self.model.fit(
+                data, initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=False
+            )  # the dataset shuffles
             probs = self.frame_probs(x_val)
             acc = float(np.mean([t == label for t, label in zip(self.texts(probs), val_labels)]))
             loss = float(np.mean(np.asarray(ctc_loss(y_val, np.log(np.maximum(probs, 1e-9))))))
             elapsed = time.perf_counter() - started
-            self.history.append({"epoch": epoch, "loss": fitted.history["loss"][-1], "val_loss": loss,
-                                 "val_sequence_accuracy": acc, "seconds": round(elapsed, 1)})
+            self.history.append(
+                {
+                    "epoch": epoch,
+                    "loss": fitted.history["loss"][-1],
+                    "val_loss": loss,
+                    "val_sequence_accuracy": acc,
+                    "seconds": round(elapsed, 1),
+                }
+            )
             if log:
-                log(f"epoch {epoch + 1}: loss {self.history[-1]['loss']:.3f}, validation loss "
-                    f"{loss:.3f}, sequence accuracy {acc:.4f} ({elapsed:.0f} s)")
+                log(
+                    f"epoch {epoch + 1}: loss {self.history[-1]['loss']:.3f}, validation loss "
+                    f"{loss:.3f}, sequence accuracy {acc:.4f} ({elapsed:.0f} s)"
+                )
             if acc > best[0] or (acc == best[0] and loss < best[1]):
                 best = (acc, loss, epoch, self.model.get_weights())
             waited = epoch - best[2] if best[0] > 0 else 0  # the plateau before reading starts
@@ -265,8 +286,12 @@ class SequenceReader:
                 stopped_by = "time budget"
                 break
         self.model.set_weights(best[3])
-        return {"best_epoch": best[2] + 1, "epochs_run": len(self.history),
-                "validation_sequence_accuracy": round(best[0], 4), "stopped_by": stopped_by}
+        return {
+            "best_epoch": best[2] + 1,
+            "epochs_run": len(self.history),
+            "validation_sequence_accuracy": round(best[0], 4),
+            "stopped_by": stopped_by,
+        }
 
     def texts(self, probs: np.ndarray) -> list[str]:
         """Greedy CTC text of per-frame probabilities."""
@@ -285,7 +310,7 @@ class SequenceReader:
         """Read many CAPTCHAs in batched network calls; raises UserError for an unreadable one."""
         return self.read_grays([read_gray(image) for image in images])
 
-    def read_each(self, images: Sequence[ImageLike]) -> list[Union[Reading, UserError]]:
+    def read_each(self, images: Sequence[ImageLike]) -> list[Reading | UserError]:
         """Like predict_batch, but an unreadable image gives its UserError in its place."""
         return read_each(images, read_gray, self.read_grays)
 
@@ -295,8 +320,9 @@ class SequenceReader:
             return np.zeros((0, self.width // POOL_X, len(self.charset) + 1), np.float32)
         if self._forward is None:
             self._forward = inference_function(self.model)
-        return softmax(np.concatenate([self._forward(x[i:i + chunk]).numpy()
-                                       for i in range(0, len(x), chunk)]))
+        return softmax(
+            np.concatenate([self._forward(x[i : i + chunk]).numpy() for i in range(0, len(x), chunk)])
+        )
 
     def read_grays(self, grays: Sequence[np.ndarray]) -> list[Reading]:
         """Decode grey images; boxes are the characters' frame spans in the image's columns."""
@@ -305,11 +331,17 @@ class SequenceReader:
         readings = []
         for gray, (_, scale), runs in zip(grays, scaled, greedy_paths(self.frame_probs(x))):
             conf = [p for _, _, _, p in runs]
-            boxes = [(int(first * POOL_X / scale), 0, int(min(gray.shape[1], (last + 1) * POOL_X / scale)),
-                      gray.shape[0]) for _, first, last, _ in runs]
+            boxes = [
+                (
+                    int(first * POOL_X / scale),
+                    0,
+                    int(min(gray.shape[1], (last + 1) * POOL_X / scale)),
+                    gray.shape[0],
+                )
+                for _, first, last, _ in runs
+            ]
             text = "".join(self.charset[k - 1] for k, _, _, _ in runs)
-            readings.append(Reading(text, float(np.prod(conf)) if conf else 0.0, conf, boxes,
-                                    reader=READER))
+            readings.append(Reading(text, float(np.prod(conf)) if conf else 0.0, conf, boxes, reader=READER))
         return readings
 
     # -- persistence ---------------------------------------------------------------------
@@ -321,17 +353,29 @@ class SequenceReader:
     def save_into(self, model_dir: Path) -> None:
         """Write the network, meta.json and the training history into a (staged) directory."""
         self.model.save(model_dir / MODEL_FILE)
-        write_meta(model_dir, KIND, FORMAT_VERSION, {
-            "reader": READER, "model_file": MODEL_FILE, "charset": self.charset,
-            "lengths": self.lengths, "case": self.case, "width": self.width,
-            "config": self.config.to_dict(), "training": self.training})
+        write_meta(
+            model_dir,
+            KIND,
+            FORMAT_VERSION,
+            {
+                "reader": READER,
+                "model_file": MODEL_FILE,
+                "charset": self.charset,
+                "lengths": self.lengths,
+                "case": self.case,
+                "width": self.width,
+                "config": self.config.to_dict(),
+                "training": self.training,
+            },
+        )
         if self.history:
             write_rows(model_dir / HISTORY_CSV, self.history)
-            plot_history(model_dir / HISTORY_CSV, model_dir / HISTORY_PNG,
-                         f"sequence reader ({Path(model_dir).name})")
+            plot_history(
+                model_dir / HISTORY_CSV, model_dir / HISTORY_PNG, f"sequence reader ({Path(model_dir).name})"
+            )
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike, meta: dict | None = None) -> "SequenceReader":
+    def load(cls, model_dir: str | os.PathLike, meta: dict | None = None) -> SequenceReader:
         """Load a directory written by :meth:`save`; a wrong or damaged one is a UserError."""
         meta = meta or read_meta(model_dir, KIND, FORMAT_VERSION)
         keras = import_keras()
@@ -342,16 +386,18 @@ class SequenceReader:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UserError(f"{model_dir}/meta.json is damaged: {exc!r}") from None
         try:
-            reader.model = keras.saving.load_model(Path(model_dir) / meta.get("model_file", MODEL_FILE),
-                                                   compile=False)
+            reader.model = keras.saving.load_model(
+                Path(model_dir) / meta.get("model_file", MODEL_FILE), compile=False
+            )
         except Exception as exc:  # noqa: BLE001  a damaged file can fail in many ways inside Keras
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"cannot load the model in {model_dir}: {first_line}") from None
         return reader
 
 
-def read_training_images(samples: Sequence[Sample], case: str,
-                         log: Callable[[str], None]) -> tuple[list[np.ndarray], list[str]]:
+def read_training_images(
+    samples: Sequence[Sample], case: str, log: Callable[[str], None]
+) -> tuple[list[np.ndarray], list[str]]:
     """Grey images and case-normalised labels; unreadable files are skipped and counted."""
     grays, labels = [], []
     for sample in samples:
@@ -372,15 +418,18 @@ def dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensor_slices((x, y))
-    return (data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    return (
+        data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def encode_labels(labels: Sequence[str], charset: str, length: int) -> np.ndarray:
     """Class ids (from 1; 0 is the CTC blank and the padding) of each label, padded to ``length``."""
     y = np.zeros((len(labels), length), np.int32)
     for i, label in enumerate(labels):
-        y[i, :len(label)] = [charset.index(c) + 1 for c in label]
+        y[i, : len(label)] = [charset.index(c) + 1 for c in label]
     return y
 
 

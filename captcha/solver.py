@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any
 
 import numpy as np
 
@@ -27,19 +28,20 @@ from recognisers.modeldir import read_meta, write_meta
 KIND = "captcha"
 FORMAT_VERSION = 1
 MODEL_FILE = "glyph_cnn.keras"
-ImageLike = Union[str, os.PathLike, np.ndarray]
+ImageLike = str | os.PathLike | np.ndarray
 RECHECK = 0.9  # a clean reading with a glyph less sure than this is also read by recognition
 
 
-def mean_log(reading: "Reading") -> float:
+def mean_log(reading: Reading) -> float:
     """Mean log-probability per glyph: how two readings of one image are compared."""
     if not reading.char_confidences:
         return -np.inf
     return float(np.mean(np.log(np.maximum(reading.char_confidences, 1e-12))))
 
 
-def read_each(images: Sequence[ImageLike], prepare: Callable[[ImageLike], Any],
-              read: Callable[[list], list["Reading"]]) -> list[Union["Reading", UserError]]:
+def read_each(
+    images: Sequence[ImageLike], prepare: Callable[[ImageLike], Any], read: Callable[[list], list[Reading]]
+) -> list[Reading | UserError]:
     """``prepare`` every image, ``read`` the prepared ones in one batch; a bad one keeps its error.
 
     Every reader's ``read_each`` (for callers that go on past a bad file: ``predict`` with many
@@ -70,9 +72,12 @@ class Reading:
     reader: str = "segment"  # which reader read it: "segment" or "sequence"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "confidence": round(self.confidence, 6),
-                "char_confidences": [round(c, 6) for c in self.char_confidences],
-                "reader": self.reader}
+        return {
+            "text": self.text,
+            "confidence": round(self.confidence, 6),
+            "char_confidences": [round(c, 6) for c in self.char_confidences],
+            "reader": self.reader,
+        }
 
 
 class CaptchaSolver:
@@ -80,8 +85,15 @@ class CaptchaSolver:
 
     reader = "segment"
 
-    def __init__(self, model, charset: str, lengths: list[int], settings: SegmentSettings,
-                 case: str = "keep", training: dict | None = None):
+    def __init__(
+        self,
+        model,
+        charset: str,
+        lengths: list[int],
+        settings: SegmentSettings,
+        case: str = "keep",
+        training: dict | None = None,
+    ):
         self.model = model
         self.charset = charset
         self.lengths = sorted(lengths)
@@ -103,7 +115,7 @@ class CaptchaSolver:
         """Read many CAPTCHAs; raises :class:`UserError` for the first unreadable one."""
         return self.read_segmentations([self.segment(image) for image in images])
 
-    def read_each(self, images: Sequence[ImageLike]) -> list[Union["Reading", UserError]]:
+    def read_each(self, images: Sequence[ImageLike]) -> list[Reading | UserError]:
         """Read many images in one batch; an unreadable one gives its UserError in its place.
 
         For callers that must go on past a bad file (``predict`` with many paths, ``evaluate``).
@@ -124,14 +136,15 @@ class CaptchaSolver:
         start = 0
         for i in clean:
             n = len(segs[i].boxes)
-            readings[i] = self.decode(probs[start:start + n], segs[i].boxes)
+            readings[i] = self.decode(probs[start : start + n], segs[i].boxes)
             start += n
         hard = [i for i, r in enumerate(readings) if r is None or min(r.char_confidences) < RECHECK]
         # a clean cut is re-read at its own length only: with several allowed lengths, halves
         # of glyphs must not outvote whole ones
-        lengths = [[len(readings[i].boxes)] if readings[i] else None for i in hard]
+        lengths = [[len(r.boxes)] if (r := readings[i]) else None for i in hard]
         for i, reading in zip(hard, self.read_by_recognition([segs[i] for i in hard], lengths)):
-            if readings[i] is None or mean_log(reading) > mean_log(readings[i]):
+            old = readings[i]
+            if old is None or mean_log(reading) > mean_log(old):
                 readings[i] = reading
         return readings  # type: ignore[return-value]
 
@@ -141,31 +154,38 @@ class CaptchaSolver:
 
     def decode(self, probs: np.ndarray, boxes: list[Box], by_recognition: bool = False) -> Reading:
         """Characters and confidences from per-glyph class probabilities."""
-        probs = probs[:, :len(self.charset)]  # the last class, "junk", marks bad cuts
+        probs = probs[:, : len(self.charset)]  # the last class, "junk", marks bad cuts
         best = probs.argmax(axis=1)
         conf = probs[np.arange(len(best)), best].astype(float)
-        return Reading("".join(self.charset[k] for k in best), float(np.prod(conf)),
-                       conf.tolist(), list(boxes), by_recognition)
+        return Reading(
+            "".join(self.charset[k] for k in best),
+            float(np.prod(conf)),
+            conf.tolist(),
+            list(boxes),
+            by_recognition,
+        )
 
-    def read_by_recognition(self, segs: Sequence[Segmentation],
-                            lengths: Sequence[list[int] | None] | None = None) -> list[Reading]:
+    def read_by_recognition(
+        self, segs: Sequence[Segmentation], lengths: Sequence[list[int] | None] | None = None
+    ) -> list[Reading]:
         """Try every allowed length's lattice (or the lengths given per image); keep the path
         with the best mean log-probability."""
         if not segs:
             return []
-        lengths = [n or self.lengths for n in (lengths or [None] * len(segs))]
-        jobs = [(k, s, lattice_for(s, n, self.settings)) for k, s in enumerate(segs) for n in lengths[k]]
+        per_image = [n or self.lengths for n in (lengths or [None] * len(segs))]
+        jobs = [(k, s, lattice_for(s, n, self.settings)) for k, s in enumerate(segs) for n in per_image[k]]
         crops = [lattice_crops(s.ink, lattice, self.settings) for _, s, lattice in jobs]
         probs = classify(self.model, np.concatenate(crops))
-        logp = np.log(np.maximum(probs[:, :len(self.charset)].max(axis=1), 1e-12))
+        logp = np.log(np.maximum(probs[:, : len(self.charset)].max(axis=1), 1e-12))
         best: list[tuple[float, Reading] | None] = [None] * len(segs)
         start = 0
-        for (k, seg, lattice), c in zip(jobs, crops):
-            p = probs[start:start + len(c)]
-            scores = np.broadcast_to(logp[start:start + len(c)], (lattice.n, len(c)))
+        for (k, _, lattice), c in zip(jobs, crops):
+            p = probs[start : start + len(c)]
+            scores = np.broadcast_to(logp[start : start + len(c)], (lattice.n, len(c)))
             start += len(c)
             path, total = best_path(lattice, scores)
-            if path and (best[k] is None or total / lattice.n > best[k][0]):
+            so_far = best[k]
+            if path and (so_far is None or total / lattice.n > so_far[0]):
                 best[k] = (total / lattice.n, self.decode(p[path], [lattice.boxes[j] for j in path], True))
         return [b[1] if b else Reading("", 0.0, [], [], True) for b in best]
 
@@ -173,20 +193,31 @@ class CaptchaSolver:
     def save_into(self, model_dir: Path) -> None:
         """Write the model and meta.json into a (staged) directory."""
         self.model.save(model_dir / MODEL_FILE)
-        write_meta(model_dir, KIND, FORMAT_VERSION, {
-            "model_file": MODEL_FILE, "charset": self.charset, "lengths": self.lengths,
-            "case": self.case, "segmentation": self.settings.to_dict(), "training": self.training,
-        })
+        write_meta(
+            model_dir,
+            KIND,
+            FORMAT_VERSION,
+            {
+                "model_file": MODEL_FILE,
+                "charset": self.charset,
+                "lengths": self.lengths,
+                "case": self.case,
+                "segmentation": self.settings.to_dict(),
+                "training": self.training,
+            },
+        )
 
     @staticmethod
     def settings_from_meta(meta: dict, model_dir: str | os.PathLike) -> tuple[SegmentSettings, list[int]]:
         """Segmentation settings and allowed lengths of a model; a damaged meta.json is a UserError."""
         where = f"{model_dir}/meta.json"
-        settings = dataclass_from_meta(SegmentSettings, typed_field(meta, "segmentation", dict, where),
-                                       where, "segmentation.")
+        settings = dataclass_from_meta(
+            SegmentSettings, typed_field(meta, "segmentation", dict, where), where, "segmentation."
+        )
         lengths = typed_field(meta, "lengths", list[int], where)
-        problem = settings.problem() or ("" if lengths and min(lengths) >= 1
-                                         else "lengths must be positive integers")
+        problem = settings.problem() or (
+            "" if lengths and min(lengths) >= 1 else "lengths must be positive integers"
+        )
         if problem:
             raise UserError(f"{where} is damaged: {problem}")
         return settings, lengths
@@ -203,15 +234,21 @@ class CaptchaSolver:
         settings, lengths = cls.settings_from_meta(meta, model_dir)
         charset, case = typed_field(meta, "charset", str, where), typed_field(meta, "case", str, where)
         model_file = typed_field(meta, "model_file", str, where) if "model_file" in meta else MODEL_FILE
-        if not charset or len(set(charset)) != len(charset) or case not in CASES \
-                or Path(model_file).name != model_file:
+        if (
+            not charset
+            or len(set(charset)) != len(charset)
+            or case not in CASES
+            or Path(model_file).name != model_file
+        ):
             raise UserError(f"{where} is damaged: charset, case or model_file is not valid")
         path = Path(model_dir) / model_file
         if not path.is_file():
             raise UserError(f"{model_dir} is incomplete: {model_file} is missing")
         if not zipfile.is_zipfile(path):  # Keras would say "File not found" for a cut file
-            raise UserError(f"cannot load the model in {model_dir}: {model_file} is damaged or "
-                            "truncated (not a .keras archive)")
+            raise UserError(
+                f"cannot load the model in {model_dir}: {model_file} is damaged or "
+                "truncated (not a .keras archive)"
+            )
         keras = import_keras()
         try:
             model = keras.saving.load_model(path, compile=False)
@@ -220,8 +257,10 @@ class CaptchaSolver:
             raise UserError(f"cannot load the model in {model_dir}: {first_line}") from None
         expected = ((None, settings.glyph_size, settings.glyph_size, 1), (None, len(charset) + 1))
         if (tuple(model.input_shape), tuple(model.output_shape)) != expected:
-            raise UserError(f"{where} does not fit {model_file}: the network reads "
-                            f"{model.input_shape} and has {model.output_shape[-1]} classes; "
-                            f"meta.json says {settings.glyph_size}-pixel glyphs and "
-                            f"{len(charset)} characters + 1 junk class")
+            raise UserError(
+                f"{where} does not fit {model_file}: the network reads "
+                f"{model.input_shape} and has {model.output_shape[-1]} classes; "
+                f"meta.json says {settings.glyph_size}-pixel glyphs and "
+                f"{len(charset)} characters + 1 junk class"
+            )
         return cls(model, charset, lengths, settings, case, meta.get("training"))

@@ -16,10 +16,10 @@ import colorsys
 import glob
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -31,8 +31,11 @@ DEFAULT_CHARSET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no O/0, I/1: ambiguous e
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts", "C:/Windows/Fonts")
 # font families in order of preference; only the first one found is used, so that installing
 # another family (a browser brings Liberation) does not change what a seed generates
-FONT_FAMILIES = (("DejaVuSans-Bold", "DejaVuSerif-Bold", "DejaVuSansMono-Bold", "DejaVuSans"),
-                 ("LiberationSans-Bold", "LiberationSerif-Bold"), ("Arial", "Verdana"))
+FONT_FAMILIES = (
+    ("DejaVuSans-Bold", "DejaVuSerif-Bold", "DejaVuSansMono-Bold", "DejaVuSans"),
+    ("LiberationSans-Bold", "LiberationSerif-Bold"),
+    ("Arial", "Verdana"),
+)
 Colour = tuple[int, ...]
 Box = tuple[int, int, int, int]
 
@@ -50,14 +53,14 @@ class Captcha:
 class Style:
     """How one style draws: glyph placement and distortion, colours, and the clutter on top."""
 
-    angle: float = 0.0                 # glyphs rotate by up to this many degrees either way
-    gaps: tuple[int, int] = (4, 8)     # pixels between glyphs (negative: touching, overlapping)
-    jitter: bool = False               # glyphs sit at random heights (else centred)
-    warp: float = 0.0                  # sine warp amplitude of each glyph, in pixels
-    palette: str = "plain"             # see :func:`colours`
-    per_glyph_colour: bool = False     # every glyph its own colour
-    noise: tuple[str, ...] = ()        # names in NOISE, drawn in this order
-    margin: int = 12                   # blank pixels before the first glyph and after the last
+    angle: float = 0.0  # glyphs rotate by up to this many degrees either way
+    gaps: tuple[int, int] = (4, 8)  # pixels between glyphs (negative: touching, overlapping)
+    jitter: bool = False  # glyphs sit at random heights (else centred)
+    warp: float = 0.0  # sine warp amplitude of each glyph, in pixels
+    palette: str = "plain"  # see :func:`colours`
+    per_glyph_colour: bool = False  # every glyph its own colour
+    noise: tuple[str, ...] = ()  # names in NOISE, drawn in this order
+    margin: int = 12  # blank pixels before the first glyph and after the last
 
 
 STYLE_TABLE: dict[str, Style] = {
@@ -66,20 +69,25 @@ STYLE_TABLE: dict[str, Style] = {
     # light grey letters, many thin lines darker than the letters (a university login page)
     "dark-lines": Style(angle=10, gaps=(1, 5), palette="grey-text", noise=("dark-lines",)),
     # overlapping warped glyphs under an arc and dots darker than the letters
-    "arcs-dots": Style(angle=15, gaps=(-4, -1), jitter=True, warp=2.0, palette="mid-text",
-                       noise=("dark-arc", "dark-dots")),
+    "arcs-dots": Style(
+        angle=15, gaps=(-4, -1), jitter=True, warp=2.0, palette="mid-text", noise=("dark-arc", "dark-dots")
+    ),
     # dotted background, several thick and thin curved lines through the text
-    "curved-lines": Style(angle=15, gaps=(0, 3), jitter=True, palette="light-dark",
-                          noise=("background-dots", "curves")),
+    "curved-lines": Style(
+        angle=15, gaps=(0, 3), jitter=True, palette="light-dark", noise=("background-dots", "curves")
+    ),
     # every glyph its own colour on a pastel background
-    "pastel": Style(angle=15, gaps=(1, 5), jitter=True, palette="pastel", per_glyph_colour=True,
-                    noise=("colour-lines",)),
+    "pastel": Style(
+        angle=15, gaps=(1, 5), jitter=True, palette="pastel", per_glyph_colour=True, noise=("colour-lines",)
+    ),
     # colourful glyphs, widely spaced, on a transparent background, struck through
-    "transparent": Style(angle=10, gaps=(6, 14), jitter=True, palette="transparent",
-                         per_glyph_colour=True, noise=("strike",)),
+    "transparent": Style(
+        angle=10, gaps=(6, 14), jitter=True, palette="transparent", per_glyph_colour=True, noise=("strike",)
+    ),
     # touching warped glyphs, a curved line through them, dots (like cc-digits)
-    "touching": Style(angle=10, gaps=(-4, -1), jitter=True, warp=2.0, palette="light-dark",
-                      noise=("curve", "dots")),
+    "touching": Style(
+        angle=10, gaps=(-4, -1), jitter=True, warp=2.0, palette="light-dark", noise=("curve", "dots")
+    ),
 }
 STYLES = tuple(STYLE_TABLE)
 
@@ -97,20 +105,20 @@ def system_fonts() -> tuple[str, ...]:
     return ()
 
 
-def load_font(path: str | None, size: int) -> ImageFont.FreeTypeFont:
+def load_font(path: str | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """A font at ``size`` pixels; ``None`` means Pillow's built-in font (no system font needed)."""
     if path is None:
         return ImageFont.load_default(size=size)
     return ImageFont.truetype(path, size)
 
 
-def glyph_mask(char: str, font: ImageFont.FreeTypeFont, angle: float) -> Image.Image:
+def glyph_mask(char: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, angle: float) -> Image.Image:
     """The glyph as an 8-bit coverage mask, rotated, cropped to its ink."""
     left, top, right, bottom = font.getbbox(char)
-    mask = Image.new("L", (right - left + 8, bottom - top + 8), 0)
+    mask = Image.new("L", (int(right - left) + 8, int(bottom - top) + 8), 0)
     ImageDraw.Draw(mask).text((4 - left, 4 - top), char, fill=255, font=font)
     if angle:
-        mask = mask.rotate(angle, resample=Image.BILINEAR, expand=True)
+        mask = mask.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
     return mask.crop(mask.getbbox())
 
 
@@ -123,7 +131,9 @@ def warp_mask(mask: Image.Image, amplitude: float, rng: np.random.Generator) -> 
     px, py, phase_x, phase_y = rng.uniform(1.0, 2.0), rng.uniform(1.0, 2.0), *rng.uniform(0, 2 * np.pi, 2)
     map_x = xs + amplitude * np.sin(2 * np.pi * ys / (px * h) + phase_x)
     map_y = ys + amplitude * np.sin(2 * np.pi * xs / (py * w) + phase_y)
-    out = Image.fromarray(cv2.remap(src, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR))
+    out = Image.fromarray(
+        cv2.remap(src, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR)
+    )
     return out.crop(out.getbbox()) if out.getbbox() else mask
 
 
@@ -132,7 +142,7 @@ def fit_height(mask: Image.Image, height: int) -> Image.Image:
     if mask.height <= height - 2:
         return mask
     scale = (height - 2) / mask.height
-    return mask.resize((max(1, round(mask.width * scale)), height - 2), Image.BILINEAR)
+    return mask.resize((max(1, round(mask.width * scale)), height - 2), Image.Resampling.BILINEAR)
 
 
 def vivid(rng: np.random.Generator, lightness: tuple[float, float] = (0.25, 0.5)) -> Colour:
@@ -152,12 +162,20 @@ def colours(palette: str, rng: np.random.Generator) -> tuple[Colour, Colour]:
     if palette == "plain":
         return (255, 255, 255), (0, 0, 0)
     if palette == "light-dark":
-        return tuple(int(v) for v in rng.integers(185, 256, 3)), tuple(int(v) for v in rng.integers(0, 100, 3))
+        return tuple(int(v) for v in rng.integers(185, 256, 3)), tuple(
+            int(v) for v in rng.integers(0, 100, 3)
+        )
     if palette == "grey-text":
         level = int(rng.integers(120, 165))
-        return tuple(int(v) for v in rng.integers(235, 256, 3)), (level, level, level + int(rng.integers(0, 20)))
+        return tuple(int(v) for v in rng.integers(235, 256, 3)), (
+            level,
+            level,
+            level + int(rng.integers(0, 20)),
+        )
     if palette == "mid-text":
-        return tuple(int(v) for v in rng.integers(215, 256, 3)), tuple(int(v) for v in rng.integers(70, 120, 3))
+        return tuple(int(v) for v in rng.integers(215, 256, 3)), tuple(
+            int(v) for v in rng.integers(70, 120, 3)
+        )
     if palette == "pastel":
         r, g, b = colorsys.hls_to_rgb(rng.uniform(0, 1), rng.uniform(0.85, 0.93), rng.uniform(0.4, 0.9))
         return (int(r * 255), int(g * 255), int(b * 255)), vivid(rng)
@@ -166,9 +184,14 @@ def colours(palette: str, rng: np.random.Generator) -> tuple[Colour, Colour]:
     raise ValueError(f"unknown palette {palette!r}")
 
 
-def render(text: str, style: str = "simple", rng: np.random.Generator | None = None,
-           fonts: tuple[str | None, ...] | None = None, height: int = 40,
-           gaps: tuple[int, int] | None = None) -> Captcha:
+def render(
+    text: str,
+    style: str = "simple",
+    rng: np.random.Generator | None = None,
+    fonts: tuple[str | None, ...] | None = None,
+    height: int = 40,
+    gaps: tuple[int, int] | None = None,
+) -> Captcha:
     """Draw ``text`` as a CAPTCHA of the named style (see :data:`STYLE_TABLE`).
 
     ``gaps`` (pixels between glyphs, low and high) overrides the style's spacing; negative
@@ -181,7 +204,9 @@ def render(text: str, style: str = "simple", rng: np.random.Generator | None = N
     fonts = fonts if fonts is not None else (system_fonts() or (None,))
     background, ink = colours(spec.palette, rng)
     font = load_font(fonts[int(rng.integers(len(fonts)))], int(height * 0.7))
-    masks = [glyph_mask(c, font, float(rng.uniform(-spec.angle, spec.angle)) if spec.angle else 0.0) for c in text]
+    masks = [
+        glyph_mask(c, font, float(rng.uniform(-spec.angle, spec.angle)) if spec.angle else 0.0) for c in text
+    ]
     if spec.warp:
         masks = [warp_mask(m, spec.warp, rng) for m in masks]
     masks = [fit_height(m, height) for m in masks]
@@ -208,10 +233,17 @@ def darker(ink: Colour, rng: np.random.Generator) -> Colour:
 
 def text_band(boxes: list[Box]) -> tuple[int, int, int, int]:
     """The extent of the glyphs: curves and strike lines run through it."""
-    return min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
-def curve_points(x0: int, x1: int, y: float, amplitude: float, rng: np.random.Generator) -> list[tuple[float, float]]:
+def curve_points(
+    x0: int, x1: int, y: float, amplitude: float, rng: np.random.Generator
+) -> list[tuple[float, float]]:
     """A smooth sine curve from x0 to x1 around height y."""
     xs = np.linspace(x0, x1, 24)
     period, phase = rng.uniform(0.5, 1.5) * (x1 - x0 + 1), rng.uniform(0, 2 * np.pi)
@@ -246,7 +278,12 @@ def noise_dark_arc(draw, size, rng, ink, boxes) -> None:
     x0, y0, x1, y1 = text_band(boxes)
     for _ in range(int(rng.integers(1, 3))):
         top = int(rng.integers(y0 - 10, y1 - 5))
-        bbox = (int(x0 - rng.integers(0, 20)), top, int(x1 + rng.integers(0, 20)), top + int(rng.integers(20, 60)))
+        bbox = (
+            int(x0 - rng.integers(0, 20)),
+            top,
+            int(x1 + rng.integers(0, 20)),
+            top + int(rng.integers(20, 60)),
+        )
         start = float(rng.uniform(180, 220))
         draw.arc(bbox, start, start + float(rng.uniform(100, 160)), fill=darker(ink, rng), width=2)
 
@@ -295,14 +332,24 @@ def noise_strike(draw, size, rng, ink, boxes) -> None:
     w, _ = size
     for _ in range(int(rng.integers(1, 3))):
         ys = rng.uniform(y0 + 0.3 * (y1 - y0), y0 + 0.7 * (y1 - y0), 2)
-        a, b = (int(rng.integers(0, max(1, x0))), float(ys[0])), (int(rng.integers(min(x1, w - 1), w)), float(ys[1]))
+        a, b = (
+            (int(rng.integers(0, max(1, x0))), float(ys[0])),
+            (int(rng.integers(min(x1, w - 1), w)), float(ys[1])),
+        )
         draw.line([a, b], fill=(*vivid(rng), 255), width=int(rng.integers(1, 3)))
 
 
 NOISE: dict[str, Callable] = {
-    "dots": noise_dots, "lines": noise_lines, "dark-lines": noise_dark_lines, "dark-arc": noise_dark_arc,
-    "dark-dots": noise_dark_dots, "background-dots": noise_background_dots, "curves": noise_curves,
-    "curve": noise_curve, "colour-lines": noise_colour_lines, "strike": noise_strike,
+    "dots": noise_dots,
+    "lines": noise_lines,
+    "dark-lines": noise_dark_lines,
+    "dark-arc": noise_dark_arc,
+    "dark-dots": noise_dark_dots,
+    "background-dots": noise_background_dots,
+    "curves": noise_curves,
+    "curve": noise_curve,
+    "colour-lines": noise_colour_lines,
+    "strike": noise_strike,
 }
 
 
@@ -328,8 +375,14 @@ def random_text(length: int | tuple[int, int], charset: str, rng: np.random.Gene
 GENERATED_NAME = re.compile(r"[^_/\\.:\s]+_\d{5,}\.png")  # what generate() names its files
 
 
-def generate(out: Path, count: int, length: int | tuple[int, int], charset: str = DEFAULT_CHARSET,
-             style: str = "simple", seed: int = 0) -> list[Path]:
+def generate(
+    out: Path,
+    count: int,
+    length: int | tuple[int, int],
+    charset: str = DEFAULT_CHARSET,
+    style: str = "simple",
+    seed: int = 0,
+) -> list[Path]:
     """Write ``count`` labelled PNGs named ``TEXT_NNNNN.png`` into ``out``; same seed, same files."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,17 +14,26 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from captcha.data import Sample, read_pixels
 from captcha.model import build_model, classify, fit
 from captcha.recognise import Lattice, best_path, lattice_crops, lattice_for
-from captcha.segment import (INKS, Box, Segmentation, SegmentSettings, crop, ink_map, ink_mask, segment,
-                             stroke_width)
+from captcha.segment import (
+    INKS,
+    Box,
+    Segmentation,
+    SegmentSettings,
+    crop,
+    ink_map,
+    ink_mask,
+    segment,
+    stroke_width,
+)
 from captcha.solver import KIND, CaptchaSolver
 from recognisers.errors import UserError, import_keras
 from recognisers.modeldir import staged_model_dir
@@ -60,8 +69,9 @@ def ink_extent(pixels: np.ndarray, settings: SegmentSettings) -> int:
     return int(cols[-1] + 1 - cols[0]) if cols.size else 0
 
 
-def tune_settings(images: list[tuple[np.ndarray, str]], glyph_size: int,
-                  line_kernel: int | None) -> tuple[SegmentSettings, dict[str, float]]:
+def tune_settings(
+    images: list[tuple[np.ndarray, str]], glyph_size: int, line_kernel: int | None
+) -> tuple[SegmentSettings, dict[str, float]]:
     """The clean-up whose shape-only glyph counts agree with the labels most often, then glyph width.
 
     ``images`` is the validation slice. The candidates: ink by darkness, by the letters'
@@ -73,14 +83,24 @@ def tune_settings(images: list[tuple[np.ndarray, str]], glyph_size: int,
     settings and every candidate's agreement (recorded in meta.json).
     """
     rough = 0.5 * float(np.median([g.shape[0] for g, _ in images]))
-    strokes = {ink: float(np.median([stroke_of(g, SegmentSettings(rough, ink=ink)) for g, _ in images]))
-               for ink in INKS}
-    candidates = [SegmentSettings(rough, k, ink, stroke_width=round(strokes[ink], 2)) for ink in INKS
-                  for k in (LINE_KERNELS if line_kernel is None else (line_kernel,))]
+    strokes = {
+        ink: float(np.median([stroke_of(g, SegmentSettings(rough, ink=ink)) for g, _ in images]))
+        for ink in INKS
+    }
+    candidates = [
+        SegmentSettings(rough, k, ink, stroke_width=round(strokes[ink], 2))
+        for ink in INKS
+        for k in (LINE_KERNELS if line_kernel is None else (line_kernel,))
+    ]
     if line_kernel is None:
-        candidates += [SegmentSettings(rough, 0, ink, disc, round(strokes[ink], 2)) for ink in INKS
-                       for disc in sorted({max(2, int(round(f * strokes[ink]))) for f in DISC_FRACTIONS})]
-    agree = {describe(c): float(np.mean([count_agrees(g, label, c) for g, label in images])) for c in candidates}
+        candidates += [
+            SegmentSettings(rough, 0, ink, disc, round(strokes[ink], 2))
+            for ink in INKS
+            for disc in sorted({max(2, int(round(f * strokes[ink]))) for f in DISC_FRACTIONS})
+        ]
+    agree = {
+        describe(c): float(np.mean([count_agrees(g, label, c) for g, label in images])) for c in candidates
+    }
     # every clean-up also erases some glyph strokes (serifs, bars): it must earn its place
     best = max(candidates, key=lambda c: agree[describe(c)] - OPENING_COST * cleanups(c))
     widths = [ink_extent(g, best) / len(label) for g, label in images]
@@ -114,9 +134,14 @@ def count_agrees(pixels: np.ndarray, label: str, settings: SegmentSettings) -> b
         return False
 
 
-def glyph_set(segs: list[Segmentation | None], labels: list[str], index: list[int],
-              charset: str, settings: SegmentSettings,
-              junk: dict[int, list[Box]]) -> tuple[np.ndarray, np.ndarray]:
+def glyph_set(
+    segs: list[Segmentation | None],
+    labels: list[str],
+    index: list[int],
+    charset: str,
+    settings: SegmentSettings,
+    junk: dict[int, list[Box]],
+) -> tuple[np.ndarray, np.ndarray]:
     """Crops and class ids of the images in ``index`` whose box count matches their label.
 
     Mis-cut segments found during alignment come too, labelled with the extra "junk" class
@@ -147,38 +172,57 @@ def mis_cuts(lattice: Lattice, path: list[int], rng: np.random.Generator, count:
     return [bad[k] for k in picks]
 
 
-def align(model, segs: list[Segmentation | None], labels: list[str], index: list[int],
-          charset: str, settings: SegmentSettings, junk: dict[int, list[Box]],
-          seed: int, chunk: int = 64) -> int:
+def align(
+    model,
+    segs: list[Segmentation | None],
+    labels: list[str],
+    index: list[int],
+    charset: str,
+    settings: SegmentSettings,
+    junk: dict[int, list[Box]],
+    seed: int,
+    chunk: int = 64,
+) -> int:
     """Re-cut the images in ``index`` by forced alignment with their labels; returns how many."""
     rng = np.random.default_rng(seed)
     done = 0
     for start in range(0, len(index), chunk):
         jobs = []
-        for i in index[start:start + chunk]:
-            lattice = lattice_for(segs[i], len(labels[i]), settings) if segs[i] is not None else None
-            if lattice is not None and lattice.n == len(labels[i]):
-                jobs.append((i, lattice))
+        for i in index[start : start + chunk]:
+            seg = segs[i]
+            lattice = lattice_for(seg, len(labels[i]), settings) if seg is not None else None
+            if seg is not None and lattice is not None and lattice.n == len(labels[i]):
+                jobs.append((i, seg, lattice))
         if not jobs:
             continue
-        crops = [lattice_crops(segs[i].ink, lattice, settings) for i, lattice in jobs]
+        crops = [lattice_crops(seg.ink, lattice, settings) for _, seg, lattice in jobs]
         logp = np.log(np.maximum(classify(model, np.concatenate(crops)), 1e-12))
         offset = 0
-        for (i, lattice), c in zip(jobs, crops):
+        for (i, seg, lattice), c in zip(jobs, crops):
             ids = [charset.index(ch) for ch in labels[i]]
-            path, _ = best_path(lattice, logp[offset:offset + len(c), ids].T)
+            path, _ = best_path(lattice, logp[offset : offset + len(c), ids].T)
             offset += len(c)
             if path:
-                segs[i].boxes = [lattice.boxes[j] for j in path]
+                seg.boxes = [lattice.boxes[j] for j in path]
                 junk[i] = mis_cuts(lattice, path, rng)
                 done += 1
     return done
 
 
-def train(samples: list[Sample], out: str | Path, epochs: int = 15, seed: int = 0,
-          case: str = "keep", force: bool = False, align_rounds: int = 1, glyph_size: int = 28,
-          line_kernel: int | None = None, width: int = 16, log: Callable[[str], None] = print,
-          verbose: int = 2) -> CaptchaSolver:
+def train(
+    samples: list[Sample],
+    out: str | Path,
+    epochs: int = 15,
+    seed: int = 0,
+    case: str = "keep",
+    force: bool = False,
+    align_rounds: int = 1,
+    glyph_size: int = 28,
+    line_kernel: int | None = None,
+    width: int = 16,
+    log: Callable[[str], None] = print,
+    verbose: int = 2,
+) -> CaptchaSolver:
     """Train a solver on labelled samples and save it atomically to ``out``."""
     with staged_model_dir(out, kind=KIND, force=force) as tmp:
         started = time.perf_counter()
@@ -190,16 +234,20 @@ def train(samples: list[Sample], out: str | Path, epochs: int = 15, seed: int = 
         order = np.random.default_rng(seed).permutation(len(images))
         n_val = max(1, len(images) // 10)
         val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
-        tune = [images[i] for i in order[:min(n_val, TUNE_IMAGES)]]  # a random part of the validation slice
+        tune = [images[i] for i in order[: min(n_val, TUNE_IMAGES)]]  # a random part of the validation slice
         settings, agree = tune_settings(tune, glyph_size, line_kernel)
-        log(f"segmentation: clean-up {describe(settings)} (shape-only glyph counts agree with the labels "
+        log(
+            f"segmentation: clean-up {describe(settings)} (shape-only glyph counts agree with the labels "
             f"on {agree[describe(settings)]:.0%} of {len(tune)} validation images), "
-            f"glyph width {settings.glyph_width:.1f} px, stroke {settings.stroke_width:.1f} px")
+            f"glyph width {settings.glyph_width:.1f} px, stroke {settings.stroke_width:.1f} px"
+        )
         segs = [segment_or_none(g, settings, len(label)) for g, label in images]
-        matched = sum(s is not None and len(s.boxes) == len(l) for s, l in zip(segs, labels))
+        matched = sum(s is not None and len(s.boxes) == len(label) for s, label in zip(segs, labels))
         clean = sum(s is not None and s.clean for s in segs)
-        log(f"{matched} of {len(images)} training images segmented to their label's glyph count "
-            f"({clean} cleanly by shape alone); their glyphs train the CNN")
+        log(
+            f"{matched} of {len(images)} training images segmented to their label's glyph count "
+            f"({clean} cleanly by shape alone); their glyphs train the CNN"
+        )
         model = build_model(glyph_size, len(charset) + 1, width)  # + the junk class
         history: list[dict] = []
         junk: dict[int, list[Box]] = {}
@@ -217,13 +265,26 @@ def train(samples: list[Sample], out: str | Path, epochs: int = 15, seed: int = 
             if len(train_set[1]) == 0 or len(val_set[1]) == 0:
                 raise UserError("too few images could be segmented to train on; check the labels")
             log(f"round {round_}: {len(train_set[1])} training glyphs, {len(val_set[1])} validation glyphs")
-            fit(model, train_set, val_set, epochs if round_ == 0 else max(2, epochs // 2), tmp,
-                verbose=verbose)
+            fit(
+                model,
+                train_set,
+                val_set,
+                epochs if round_ == 0 else max(2, epochs // 2),
+                tmp,
+                verbose=verbose,
+            )
             history += read_history(tmp / HISTORY_CSV)
-        info = {"images": len(samples), "readable": len(images), "segmented_to_label_count": matched,
-                "clean_by_shape": clean, "aligned_per_round": aligned, "seed": seed,
-                "cleanup_agreement": {k: round(v, 4) for k, v in agree.items()},
-                "epochs_run": len(history), "seconds": round(time.perf_counter() - started, 1)}
+        info = {
+            "images": len(samples),
+            "readable": len(images),
+            "segmented_to_label_count": matched,
+            "clean_by_shape": clean,
+            "aligned_per_round": aligned,
+            "seed": seed,
+            "cleanup_agreement": {k: round(v, 4) for k, v in agree.items()},
+            "epochs_run": len(history),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         solver = CaptchaSolver(model, charset, sorted(set(map(len, labels))), settings, case, info)
         solver.save_into(tmp)
         write_history(tmp / HISTORY_CSV, history)
@@ -232,16 +293,22 @@ def train(samples: list[Sample], out: str | Path, epochs: int = 15, seed: int = 
     return solver
 
 
-def choose_lattice(model, segs: list[Segmentation | None], labels: list[str], val_idx: list[int],
-                   charset: str, settings: SegmentSettings) -> str:
+def choose_lattice(
+    model,
+    segs: list[Segmentation | None],
+    labels: list[str],
+    val_idx: list[int],
+    charset: str,
+    settings: SegmentSettings,
+) -> str:
     """The lattice mode that reads more hard validation images right ("shape" on a tie: faster)."""
-    hard = [i for i in val_idx if segs[i] is not None and not segs[i].clean]
+    hard = [(i, seg) for i in val_idx if (seg := segs[i]) is not None and not seg.clean]
     right = {}
     for mode in ("shape", "even"):
         trial = replace(settings, lattice=mode)
         solver = CaptchaSolver(model, charset, sorted(set(map(len, labels))), trial)
-        readings = solver.read_by_recognition([segs[i] for i in hard])
-        right[mode] = sum(r.text == labels[i] for r, i in zip(readings, hard))
+        readings = solver.read_by_recognition([seg for _, seg in hard])
+        right[mode] = sum(r.text == labels[i] for r, (i, _) in zip(readings, hard))
     return "even" if right["even"] > right["shape"] else "shape"
 
 

@@ -14,6 +14,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -29,8 +30,17 @@ from swagger_ui_bundle import swagger_ui_path  # Swagger UI's own files, served 
 from captcha_vqa.batching import MicroBatcher
 from captcha_vqa.config import API_KEY_ENV, API_KEY_HEADER, ServeConfig, api_key
 from captcha_vqa.models import Loaded, reader_name
-from captcha_vqa.schemas import (CAPTCHA_BODY, VQA_BODY, CaptchaJson, CaptchaResponse, ErrorBody,
-                                 Health, ModelsResponse, VQAJson, VQAResponse)
+from captcha_vqa.schemas import (
+    CAPTCHA_BODY,
+    VQA_BODY,
+    CaptchaJson,
+    CaptchaResponse,
+    ErrorBody,
+    Health,
+    ModelsResponse,
+    VQAJson,
+    VQAResponse,
+)
 from captcha_vqa.uploads import ApiError, Fields, decode_image, from_base64, read_fields
 from recognisers.errors import UserError
 
@@ -50,11 +60,13 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if loaded.captcha is not None:
-            batchers["captcha"] = MicroBatcher(loaded.captcha.read_each, "captcha",
-                                               config.batch_wait_ms, config.max_batch)
+            batchers["captcha"] = MicroBatcher(
+                loaded.captcha.read_each, "captcha", config.batch_wait_ms, config.max_batch
+            )
         if loaded.vqa is not None:
-            batchers["vqa"] = MicroBatcher(lambda items: answer_items(loaded.vqa, items), "vqa",
-                                           config.batch_wait_ms, config.max_batch)
+            batchers["vqa"] = MicroBatcher(
+                lambda items: answer_items(loaded.vqa, items), "vqa", config.batch_wait_ms, config.max_batch
+            )
         for batcher in batchers.values():
             batcher.start()
         yield
@@ -62,8 +74,14 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
             await batcher.stop()
         batchers.clear()
 
-    app = FastAPI(title="captcha-vqa", version="1", lifespan=lifespan, docs_url=None,
-                  redoc_url=None, summary="Read text CAPTCHAs and answer questions about images.")
+    app = FastAPI(
+        title="captcha-vqa",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        summary="Read text CAPTCHAs and answer questions about images.",
+    )
     app.state.batchers = batchers  # for tests and curious operators: calls and items per model
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -81,10 +99,13 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="captcha-vqa API",
-                                   swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-                                   swagger_css_url="/static/swagger/swagger-ui.css",
-                                   swagger_favicon_url="/static/favicon.svg")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="captcha-vqa API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
 
     @app.get("/healthz", response_model=Health, responses=errors(503))
     def healthz() -> Health | JSONResponse:
@@ -94,16 +115,19 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
             return JSONResponse({"detail": "starting: no model is ready yet"}, 503)
         return health
 
-    @app.get("/v1/models", response_model=ModelsResponse, dependencies=auth,
-             responses=errors(*auth_errors))
+    @app.get("/v1/models", response_model=ModelsResponse, dependencies=auth, responses=errors(*auth_errors))
     def models() -> ModelsResponse:
         """What is loaded: kind, format version, charset and lengths or answer vocabulary size,
         the training summary from meta.json."""
         return ModelsResponse(captcha=loaded.captcha_info, vqa=loaded.vqa_info)
 
-    @app.post("/v1/captcha/read", response_model=CaptchaResponse,
-              dependencies=auth, openapi_extra={"requestBody": CAPTCHA_BODY},
-              responses=errors(400, *auth_errors, 413, 415, 422, 503))
+    @app.post(
+        "/v1/captcha/read",
+        response_model=CaptchaResponse,
+        dependencies=auth,
+        openapi_extra={"requestBody": CAPTCHA_BODY},
+        responses=errors(400, *auth_errors, 413, 415, 422, 503),
+    )
     async def captcha_read(request: Request) -> CaptchaResponse:
         """Read one or many CAPTCHAs: multipart files named ``image`` (repeatable) or JSON
         ``{"images": [base64 or data URI, ...]}``; up to 64 per request."""
@@ -120,12 +144,16 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
         arrays = await decoded(fields.images, config, "L")
         readings = await reader.submit(arrays)
         ms = round((time.perf_counter() - started) * 1000, 2)
-        return CaptchaResponse(results=[captcha_result(r, i, loaded.captcha, ms)
-                                        for i, r in enumerate(readings)])
+        results = [captcha_result(r, i, loaded.captcha, ms) for i, r in enumerate(readings)]
+        return CaptchaResponse.model_validate({"results": results})
 
-    @app.post("/v1/vqa/answer", response_model=VQAResponse, dependencies=auth,
-              openapi_extra={"requestBody": VQA_BODY},
-              responses=errors(400, *auth_errors, 413, 415, 422, 503))
+    @app.post(
+        "/v1/vqa/answer",
+        response_model=VQAResponse,
+        dependencies=auth,
+        openapi_extra={"requestBody": VQA_BODY},
+        responses=errors(400, *auth_errors, 413, 415, 422, 503),
+    )
     async def vqa_answer(request: Request) -> VQAResponse:
         """Answer questions about one image: multipart ``image`` + one or more ``question`` and
         an optional ``top``, or JSON ``{"image": ..., "questions": [...], "top": 3}``."""
@@ -134,9 +162,11 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
         image, questions, top = vqa_request(fields, config)
         array = (await decoded([image], config))[0]
         answers = await answerer.submit([(array, q, top) for q in questions])
-        return VQAResponse(results=[
+        results = [
             {"question": q, "answers": [{"answer": a, "probability": round(p, 6)} for a, p in best]}
-            for q, best in zip(questions, answers)])
+            for q, best in zip(questions, answers)
+        ]
+        return VQAResponse.model_validate({"results": results})
 
     return app
 
@@ -148,8 +178,9 @@ def key_check(key: str | None) -> tuple[list, tuple[int, ...]]:
     """
     if not key:
         return [], ()
-    header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
-                          description=f"required because the server sets {API_KEY_ENV}")
+    header = APIKeyHeader(
+        name=API_KEY_HEADER, auto_error=False, description=f"required because the server sets {API_KEY_ENV}"
+    )
 
     def check_key(given: str | None = Depends(header)) -> None:
         if not hmac.compare_digest((given or "").encode(), key.encode()):
@@ -165,7 +196,7 @@ def validated(model: type[BaseModel], data: dict) -> Any:
         raise ApiError(422, one_line(exc.errors())) from None
 
 
-def one_line(problems: list[dict]) -> str:
+def one_line(problems: Sequence[Mapping[str, Any]]) -> str:
     """Pydantic's validation errors as one readable line: ``field: message; ...``."""
     parts = []
     for problem in problems[:3]:
@@ -187,8 +218,9 @@ async def decoded(blobs: list[bytes], config: ServeConfig, mode: str = "RGB") ->
 def decode_all(blobs: list[bytes], config: ServeConfig, mode: str = "RGB") -> list:
     """Every image of a request decoded (``mode`` "RGB" or "L"); the first bad one refuses it."""
     many = len(blobs) > 1
-    return [decode_image(b, config, f"image {i + 1}" if many else "the image", mode)
-            for i, b in enumerate(blobs)]
+    return [
+        decode_image(b, config, f"image {i + 1}" if many else "the image", mode) for i, b in enumerate(blobs)
+    ]
 
 
 def vqa_request(fields: Fields, config: ServeConfig) -> tuple[bytes, list[str], int]:
@@ -220,11 +252,16 @@ def parse_top(values: list[str], config: ServeConfig) -> int:
 def captcha_result(reading, index: int, model, ms: float) -> dict:
     if isinstance(reading, UserError):
         raise ApiError(422, f"image {index + 1} cannot be read: {reading}")
-    return {"text": reading.text, "confidence": round(reading.confidence, 6),
-            "characters": [{"char": c, "probability": round(p, 6), "box": [int(v) for v in box]}
-                           for c, p, box in zip(reading.text, reading.char_confidences,
-                                                reading.boxes)],
-            "reader": reader_name(model), "ms": ms}
+    return {
+        "text": reading.text,
+        "confidence": round(reading.confidence, 6),
+        "characters": [
+            {"char": c, "probability": round(p, 6), "box": [int(v) for v in box]}
+            for c, p, box in zip(reading.text, reading.char_confidences, reading.boxes)
+        ],
+        "reader": reader_name(model),
+        "ms": ms,
+    }
 
 
 def answer_items(model, items: list[tuple[Any, str, int]]) -> list[list[tuple[str, float]]]:
@@ -252,5 +289,4 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"},
-                            500)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"}, 500)

@@ -10,8 +10,9 @@ the next batch, so a busy server makes large batches and an idle one answers at 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any
 
 BatchFn = Callable[[list[Any]], Sequence[Any]]
 
@@ -52,8 +53,11 @@ class MicroBatcher:
         while size < self.max_batch:
             timeout = deadline - asyncio.get_running_loop().time()
             try:
-                job = self.queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(
-                    self.queue.get(), timeout)
+                job = (
+                    self.queue.get_nowait()
+                    if timeout <= 0
+                    else await asyncio.wait_for(self.queue.get(), timeout)
+                )
             except (asyncio.QueueEmpty, asyncio.TimeoutError):
                 break
             jobs.append(job)
@@ -69,7 +73,8 @@ class MicroBatcher:
                 continue
             try:
                 results = await loop.run_in_executor(
-                    self.executor, self.fn, [item for items, _ in jobs for item in items])
+                    self.executor, self.fn, [item for items, _ in jobs for item in items]
+                )
                 self.batches += 1
                 self.items += len(results)
             except Exception as exc:  # noqa: BLE001  one bad request must not fail the others
@@ -81,7 +86,7 @@ class MicroBatcher:
             start = 0
             for items, future in jobs:
                 if not future.done():
-                    future.set_result(list(results[start:start + len(items)]))
+                    future.set_result(list(results[start : start + len(items)]))
                 start += len(items)
 
     async def run_alone(self, jobs: list[tuple[list[Any], asyncio.Future]]) -> None:

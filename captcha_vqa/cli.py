@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from dataclasses import fields
-from typing import Sequence
 
 from captcha_vqa.config import API_KEY_ENV, CONFIG_ENV, ServeConfig
 from recognisers.errors import UserError, quiet_tensorflow, run_cli
@@ -17,19 +17,34 @@ DEFAULTS = ServeConfig()
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Both recognisers behind one command.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve", help="serve the models: HTTP API, web page, API docs",
-                       description=f"Serve a CAPTCHA model, a VQA model or both. Set {API_KEY_ENV} "
-                                   "to require that key in an X-API-Key header on /v1/*.")
+    p = sub.add_parser(
+        "serve",
+        help="serve the models: HTTP API, web page, API docs",
+        description=f"Serve a CAPTCHA model, a VQA model or both. Set {API_KEY_ENV} "
+        "to require that key in an X-API-Key header on /v1/*.",
+    )
     p.add_argument("--captcha", metavar="MODEL_DIR", help="a model directory from `captcha train`")
     p.add_argument("--vqa", metavar="MODEL_DIR", help="a model directory from `vqa train`")
     p.add_argument("--host", default=DEFAULTS.host, help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=DEFAULTS.port)
-    p.add_argument("--workers", type=int, default=DEFAULTS.workers,
-                   help="worker processes, each with its own copy of the models")
-    p.add_argument("--max-body-bytes", type=int, default=DEFAULTS.max_body_bytes,
-                   help="largest request body accepted (default: %(default)s)")
-    p.add_argument("--max-side", type=int, default=DEFAULTS.max_side,
-                   help="largest image width or height accepted (default: %(default)s)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULTS.workers,
+        help="worker processes, each with its own copy of the models",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULTS.max_body_bytes,
+        help="largest request body accepted (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-side",
+        type=int,
+        default=DEFAULTS.max_side,
+        help="largest image width or height accepted (default: %(default)s)",
+    )
     return parser
 
 
@@ -68,8 +83,14 @@ def serve(config: ServeConfig) -> int:
     else:
         del loaded  # each worker loads its own copy
         os.environ[CONFIG_ENV] = config.to_env()
-        uvicorn.run("captcha_vqa.cli:build_app_from_env", factory=True, host=config.host,
-                    port=config.port, workers=config.workers, log_level="warning")
+        uvicorn.run(
+            "captcha_vqa.cli:build_app_from_env",
+            factory=True,
+            host=config.host,
+            port=config.port,
+            workers=config.workers,
+            log_level="warning",
+        )
     return 0
 
 

@@ -18,18 +18,18 @@ class ServeConfig:
 
     captcha_dir: str | None = None
     vqa_dir: str | None = None
-    host: str = "127.0.0.1"            # loopback unless told otherwise
+    host: str = "127.0.0.1"  # loopback unless told otherwise
     port: int = 8000
-    workers: int = 1                   # processes; each loads its own copy of the models
-    max_body_bytes: int = 8 * 1024 * 1024   # a request body over this is refused unread (413)
-    max_side: int = 4096               # an image wider or taller is refused before decoding (413)
-    max_pixels: int = MAX_PIXELS       # the file tools' limit, checked from the header (413)
-    max_images: int = 64               # per /v1/captcha/read request
-    max_questions: int = 32            # per /v1/vqa/answer request
+    workers: int = 1  # processes; each loads its own copy of the models
+    max_body_bytes: int = 8 * 1024 * 1024  # a request body over this is refused unread (413)
+    max_side: int = 4096  # an image wider or taller is refused before decoding (413)
+    max_pixels: int = MAX_PIXELS  # the file tools' limit, checked from the header (413)
+    max_images: int = 64  # per /v1/captcha/read request
+    max_questions: int = 32  # per /v1/vqa/answer request
     max_question_chars: int = 300
     max_top: int = 10
-    batch_wait_ms: float = 2.0         # how long a batch waits for more requests to join it
-    max_batch: int = 256               # images (or questions) per model call
+    batch_wait_ms: float = 2.0  # how long a batch waits for more requests to join it
+    max_batch: int = 256  # images (or questions) per model call
 
     def to_env(self) -> str:
         """The config as JSON, for worker processes (see :func:`from_env`)."""
@@ -38,7 +38,7 @@ class ServeConfig:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_env(cls) -> "ServeConfig":
+    def from_env(cls) -> ServeConfig:
         import json
 
         return cls(**json.loads(os.environ[CONFIG_ENV]))

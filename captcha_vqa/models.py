@@ -11,9 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from captcha.solver import FORMAT_VERSION as CAPTCHA_FORMAT, KIND as CAPTCHA_KIND, CaptchaSolver
+from captcha.solver import FORMAT_VERSION as CAPTCHA_FORMAT
+from captcha.solver import KIND as CAPTCHA_KIND
+from captcha.solver import CaptchaSolver
 from recognisers.modeldir import read_meta
-from vqa.answerer import FORMAT_VERSION as VQA_FORMAT, KIND as VQA_KIND, VQAModel
+from vqa.answerer import FORMAT_VERSION as VQA_FORMAT
+from vqa.answerer import KIND as VQA_KIND
+from vqa.answerer import VQAModel
 
 
 def load_captcha(model_dir: str | os.PathLike):
@@ -36,7 +40,7 @@ class Loaded:
     vqa_info: dict | None = None
 
     @classmethod
-    def load(cls, captcha_dir: str | None, vqa_dir: str | None) -> "Loaded":
+    def load(cls, captcha_dir: str | None, vqa_dir: str | None) -> Loaded:
         """Load what is named; a wrong directory is a UserError before the server starts."""
         loaded = cls()
         if captcha_dir:
@@ -59,14 +63,24 @@ class Loaded:
 
 def describe_captcha(model, model_dir: str | os.PathLike) -> dict:
     meta = read_meta(model_dir, CAPTCHA_KIND, CAPTCHA_FORMAT)
-    return {"kind": CAPTCHA_KIND, "format_version": CAPTCHA_FORMAT, "reader": reader_name(model),
-            "charset": meta.get("charset", ""), "lengths": meta.get("lengths", []),
-            "case": meta.get("case", "keep"), "training": meta.get("training", {}),
-            "versions": meta.get("versions", {})}
+    return {
+        "kind": CAPTCHA_KIND,
+        "format_version": CAPTCHA_FORMAT,
+        "reader": reader_name(model),
+        "charset": meta.get("charset", ""),
+        "lengths": meta.get("lengths", []),
+        "case": meta.get("case", "keep"),
+        "training": meta.get("training", {}),
+        "versions": meta.get("versions", {}),
+    }
 
 
 def describe_vqa(model: VQAModel, model_dir: str | os.PathLike) -> dict:
     meta = read_meta(model_dir, VQA_KIND, VQA_FORMAT)
-    return {"kind": VQA_KIND, "format_version": VQA_FORMAT,
-            "answer_vocabulary_size": len(model.answers), "training": meta.get("training", {}),
-            "versions": meta.get("versions", {})}
+    return {
+        "kind": VQA_KIND,
+        "format_version": VQA_FORMAT,
+        "answer_vocabulary_size": len(model.answers),
+        "training": meta.get("training", {}),
+        "versions": meta.get("versions", {}),
+    }

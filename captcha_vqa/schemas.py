@@ -61,8 +61,9 @@ class ModelsResponse(BaseModel):
 
 
 class CaptchaJson(BaseModel):
-    images: list[str] = Field(min_length=1, max_length=LIMITS.max_images,
-                              description="base64 images or data URIs")
+    images: list[str] = Field(
+        min_length=1, max_length=LIMITS.max_images, description="base64 images or data URIs"
+    )
 
 
 class VQAJson(BaseModel):
@@ -76,18 +77,36 @@ def multipart_schema(properties: dict, required: list[str]) -> dict:
 
 
 FILE = {"type": "string", "format": "binary"}
-CAPTCHA_BODY = {"required": True, "content": {
-    "multipart/form-data": {"schema": multipart_schema(
-        {"image": {"type": "array", "items": FILE, "minItems": 1, "maxItems": LIMITS.max_images}},
-        ["image"])},
-    "application/json": {"schema": CaptchaJson.model_json_schema()},
-}}
-VQA_BODY = {"required": True, "content": {
-    "multipart/form-data": {"schema": multipart_schema(
-        {"image": FILE,
-         "question": {"type": "array", "items": {"type": "string"}, "minItems": 1,
-                      "maxItems": LIMITS.max_questions},
-         "top": {"type": "integer", "minimum": 1, "maximum": LIMITS.max_top}},
-        ["image", "question"])},
-    "application/json": {"schema": VQAJson.model_json_schema()},
-}}
+CAPTCHA_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": multipart_schema(
+                {"image": {"type": "array", "items": FILE, "minItems": 1, "maxItems": LIMITS.max_images}},
+                ["image"],
+            )
+        },
+        "application/json": {"schema": CaptchaJson.model_json_schema()},
+    },
+}
+VQA_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": multipart_schema(
+                {
+                    "image": FILE,
+                    "question": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "minItems": 1,
+                        "maxItems": LIMITS.max_questions,
+                    },
+                    "top": {"type": "integer", "minimum": 1, "maximum": LIMITS.max_top},
+                },
+                ["image", "question"],
+            )
+        },
+        "application/json": {"schema": VQAJson.model_json_schema()},
+    },
+}

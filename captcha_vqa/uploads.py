@@ -71,14 +71,17 @@ async def read_fields(request: Request, config: ServeConfig, image_field: str) -
         return Fields(json=data)
     if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
         return await form_fields(request, body, config, image_field)
-    raise ApiError(415, "send multipart/form-data (image files) or application/json "
-                        f"(base64 images), not {kind or 'a body without a content type'}")
+    raise ApiError(
+        415,
+        "send multipart/form-data (image files) or application/json "
+        f"(base64 images), not {kind or 'a body without a content type'}",
+    )
 
 
-async def form_fields(request: Request, body: bytes, config: ServeConfig,
-                           image_field: str) -> Fields:
+async def form_fields(request: Request, body: bytes, config: ServeConfig, image_field: str) -> Fields:
     """Files under ``image_field`` as bytes, every other field as text (a form without files
     is parsed too, so that a forgotten file gets a clear message)."""
+
     async def replay() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -115,8 +118,7 @@ def from_base64(text: Any, where: str) -> bytes:
         raise ApiError(400, f"{where} is not valid base64") from None
 
 
-def decode_image(data: bytes, config: ServeConfig, name: str = "image",
-                 mode: str = "RGB") -> np.ndarray:
+def decode_image(data: bytes, config: ServeConfig, name: str = "image", mode: str = "RGB") -> np.ndarray:
     """A ``uint8`` array (``mode`` "RGB" or grey "L") from image bytes; transparent pixels
     composited onto white. The CAPTCHA reader works on grey levels, so it asks for "L"."""
     if not data:
@@ -131,8 +133,9 @@ def decode_image(data: bytes, config: ServeConfig, name: str = "image",
     except ApiError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ApiError(413, f"{name} is too large to decode safely (Pillow's decompression-bomb "
-                            f"guard); {limits(config)}") from None
+        raise ApiError(
+            413, f"{name} is too large to decode safely (Pillow's decompression-bomb guard); {limits(config)}"
+        ) from None
     except UnidentifiedImageError:
         raise ApiError(415, f"{name} is not an image (or not a format this server reads)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:

@@ -7,7 +7,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 
 class UserError(Exception):
@@ -42,9 +43,8 @@ def import_keras():
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import tensorflow
-
         import keras
+        import tensorflow
 
         tensorflow.constant(0)  # device start-up (CUDA probing) prints too
     finally:
@@ -77,8 +77,7 @@ def raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
-def run_cli(prog: str, main: Callable[[Sequence[str] | None], int],
-            argv: Sequence[str] | None = None) -> int:
+def run_cli(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run ``main(argv)``; print a :class:`UserError`, Ctrl-C or SIGTERM as one line.
 
     Never a traceback. A closed output pipe (``| head``) ends the command quietly, as it

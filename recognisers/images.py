@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -69,8 +70,10 @@ def read_header(path: str | os.PathLike) -> Header:
 def check_pixels(width: int, height: int, source: object) -> None:
     """Refuse an image over :data:`MAX_PIXELS`, with the numbers in the message."""
     if width * height > MAX_PIXELS:
-        raise UnreadableImage(f"image too large: {source} is {width} x {height} = {width * height:,} "
-                        f"pixels; the limit is {MAX_PIXELS:,}")
+        raise UnreadableImage(
+            f"image too large: {source} is {width} x {height} = {width * height:,} "
+            f"pixels; the limit is {MAX_PIXELS:,}"
+        )
 
 
 def png_header(fh: BinaryIO) -> Header | None:
@@ -124,8 +127,9 @@ def open_image(path: str | os.PathLike) -> Iterator[Image.Image]:
             with Image.open(path) as img:
                 yield img
     except UnidentifiedImageError:
-        raise UnreadableImage(f"not a readable image (not an image, or an unsupported format): "
-                              f"{path}") from None
+        raise UnreadableImage(
+            f"not a readable image (not an image, or an unsupported format): {path}"
+        ) from None
     except Image.DecompressionBombError:
         raise UnreadableImage(f"image too large: {path} is over {MAX_PIXELS:,} pixels") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -135,8 +139,7 @@ def open_image(path: str | os.PathLike) -> Iterator[Image.Image]:
 def on_white(img: Image.Image) -> Image.Image:
     """Alpha composited onto white and 16-bit or float levels scaled to 8 bits: an L or RGB image."""
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
-        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)),
-                                    img.convert("RGBA"))
+        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img.convert("RGBA"))
     if img.mode.startswith("I;16") or img.mode in ("I", "F"):
         arr = np.asarray(img, dtype=np.float32)
         top = float(arr.max()) or 1.0

@@ -16,8 +16,14 @@ from typing import Any, TypeVar
 from recognisers.errors import UserError
 
 T = TypeVar("T")
-NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-         type(None): "null", dict: "an object"}
+NAMES = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    type(None): "null",
+    dict: "an object",
+}
 
 
 def coerce(value: Any, hint: Any) -> tuple[bool, Any]:
@@ -65,8 +71,7 @@ def typed_field(obj: Any, name: str, hint: Any, where: str, prefix: str = "") ->
         raise UserError(f"{where} is damaged: no {prefix}{name} field")
     ok, value = coerce(obj[name], hint)
     if not ok:
-        raise UserError(f"{where} is damaged: {prefix}{name} must be {describe(hint)}, "
-                        f"not {obj[name]!r}")
+        raise UserError(f"{where} is damaged: {prefix}{name} must be {describe(hint)}, not {obj[name]!r}")
     return value
 
 
@@ -78,7 +83,7 @@ def dataclass_from_meta(cls: type[T], obj: Any, where: str, prefix: str = "") ->
     if not isinstance(obj, dict):
         raise UserError(f"{where} is damaged: {prefix.rstrip('.')} must be an object, not {obj!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     unknown = sorted(set(obj) - set(names))
     if unknown:
         raise UserError(f"{where} is damaged: unknown field(s) {', '.join(prefix + u for u in unknown)}")

@@ -15,9 +15,10 @@ import platform
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from recognisers import __version__
 from recognisers.errors import UserError, note
@@ -52,9 +53,13 @@ def model_kind(model_dir: Path) -> str | None:
         meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    if (isinstance(meta, dict) and isinstance(meta.get("kind"), str)
-            and type(meta.get("format_version")) is int
-            and isinstance(meta.get("versions"), dict) and "project" in meta["versions"]):
+    if (
+        isinstance(meta, dict)
+        and isinstance(meta.get("kind"), str)
+        and type(meta.get("format_version")) is int
+        and isinstance(meta.get("versions"), dict)
+        and "project" in meta["versions"]
+    ):
         return meta["kind"]
     return None
 
@@ -73,8 +78,10 @@ def check_writable_target(out: Path, force: bool, kind: str) -> tuple[int, int] 
     if found is None:
         raise UserError(f"{out} exists and is not a model directory; choose another --out")
     if found != kind:
-        raise UserError(f"{out} holds a {found} model, not a {kind} model; --force replaces only "
-                        f"{kind} models (delete it yourself or choose another --out)")
+        raise UserError(
+            f"{out} holds a {found} model, not a {kind} model; --force replaces only "
+            f"{kind} models (delete it yourself or choose another --out)"
+        )
     if not force:
         raise UserError(f"{out} already holds a model; pass --force to replace it")
     return identity(out)
@@ -128,8 +135,9 @@ def clean_stale(out: Path, log: Callable[[str], None]) -> None:
 
 
 @contextmanager
-def staged_model_dir(out: str | os.PathLike, *, kind: str, force: bool = False,
-                     log: Callable[[str], None] = note) -> Iterator[Path]:
+def staged_model_dir(
+    out: str | os.PathLike, *, kind: str, force: bool = False, log: Callable[[str], None] = note
+) -> Iterator[Path]:
     """Yield a temporary directory; on success it replaces ``out`` in (almost) one rename.
 
     On any exception the temporary directory is removed and ``out`` is left as it was. The
@@ -179,8 +187,9 @@ def publish(tmp: Path, out: Path, checked: tuple[int, int] | None, kind: str) ->
             else:
                 os.rename(backup, out)
             backup = None
-        raise UserError(f"{out} was changed by something else while training, so it was left "
-                        f"alone; {' and '.join(kept)}") from None
+        raise UserError(
+            f"{out} was changed by something else while training, so it was left alone; {' and '.join(kept)}"
+        ) from None
     finally:
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.console import Console
 from rich.table import Table
 
 
-def print_table(title: str, rows: Iterable[tuple[str, object]], headers: tuple[str, str] = ("metric", "value")) -> None:
+def print_table(
+    title: str, rows: Iterable[tuple[str, object]], headers: tuple[str, str] = ("metric", "value")
+) -> None:
     """Print two-column rows; floats in [0, 1] named like accuracies/rates print as percentages."""
     table = Table(title=title)
     table.add_column(headers[0])

@@ -26,8 +26,7 @@ def training_callbacks(model_dir: Path, patience: int = 3, monitor: str = "val_l
 
     return [
         keras.callbacks.CSVLogger(str(model_dir / HISTORY_CSV)),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
-                                      restore_best_weights=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
     ]
 
 

@@ -29,8 +29,24 @@ def captcha_model_dir(captcha_data):
     """A tiny CAPTCHA model trained once per session on ``captcha_data/train`` (a few seconds)."""
     from captcha.cli import main
 
-    assert main(["train", str(captcha_data / "train"), "--out", str(captcha_data / "model"),
-                 "--epochs", "4", "--reader", "segment", "--seed", "0", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(captcha_data / "train"),
+                "--out",
+                str(captcha_data / "model"),
+                "--epochs",
+                "4",
+                "--reader",
+                "segment",
+                "--seed",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return captcha_data / "model"
 
 
@@ -66,9 +82,24 @@ def live_server(captcha_model_dir, vqa_model_dir, tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     env.pop("CAPTCHA_VQA_API_KEY", None)
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "captcha_vqa", "serve", "--captcha",
-                                 str(captcha_model_dir), "--vqa", str(vqa_model_dir), "--port",
-                                 str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "captcha_vqa",
+                "serve",
+                "--captcha",
+                str(captcha_model_dir),
+                "--vqa",
+                str(vqa_model_dir),
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=root,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

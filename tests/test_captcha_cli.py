@@ -24,8 +24,9 @@ def assert_one_line_error(code, err, match):
 
 
 def test_generate_is_labelled_and_repeatable(tmp_path, capsys):
-    code, out, _ = run(capsys, "generate", tmp_path / "a", "--count", 5, "--length", 3,
-                       "--style", "noisy", "--seed", 7)
+    code, out, _ = run(
+        capsys, "generate", tmp_path / "a", "--count", 5, "--length", 3, "--style", "noisy", "--seed", 7
+    )
     assert code == 0 and "wrote 5" in out
     run(capsys, "generate", tmp_path / "b", "--count", 5, "--length", 3, "--style", "noisy", "--seed", 7)
     a, b = load_folder(tmp_path / "a"), load_folder(tmp_path / "b")
@@ -54,10 +55,16 @@ def bad_files(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("name, match", [("missing.png", "not found"), ("empty.png", "empty file"),
-                                         ("text.png", "not a readable image"),
-                                         ("corrupt.png", "not a readable image"),
-                                         ("blank.png", "no ink")])
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("missing.png", "not found"),
+        ("empty.png", "empty file"),
+        ("text.png", "not a readable image"),
+        ("corrupt.png", "not a readable image"),
+        ("blank.png", "no ink"),
+    ],
+)
 def test_segment_bad_images(bad_files, capsys, name, match):
     code, _, err = run(capsys, "segment", bad_files / name, "--out", bad_files / "o.png")
     assert_one_line_error(code, err, match)
@@ -92,7 +99,19 @@ def test_missing_or_incompatible_model_dir(tmp_path, capsys):
 
 def test_python_m_captcha_never_shows_a_traceback(tmp_path):
     (tmp_path / "x.png").write_text("not an image")
-    proc = subprocess.run([sys.executable, "-m", "captcha", "segment", str(tmp_path / "x.png"),
-                           "--out", str(tmp_path / "o.png")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "captcha",
+            "segment",
+            str(tmp_path / "x.png"),
+            "--out",
+            str(tmp_path / "o.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("captcha: error:")

@@ -12,8 +12,9 @@ def touch_png(path, size=(30, 12)):
     Image.new("L", size, 255).save(path)
 
 
-@pytest.mark.parametrize("name, label", [("2A2X.png", "2A2X"), ("2A2X_0007.png", "2A2X"),
-                                         ("002p_0123456789abcdef.jpg", "002p")])
+@pytest.mark.parametrize(
+    "name, label", [("2A2X.png", "2A2X"), ("2A2X_0007.png", "2A2X"), ("002p_0123456789abcdef.jpg", "002p")]
+)
 def test_label_is_the_stem_before_the_first_underscore(tmp_path, name, label):
     assert label_from_name(tmp_path / name) == label
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CAPTCHA_CHARSET as CHARSET
 from PIL import Image
 
 from captcha import CaptchaSolver
@@ -12,8 +13,6 @@ from captcha.cli import main
 from captcha.data import load_folder
 from captcha.evaluate import evaluate
 from recognisers.modeldir import staged_model_dir
-
-from conftest import CAPTCHA_CHARSET as CHARSET
 
 
 def run(capsys, *argv):
@@ -101,8 +100,18 @@ def test_cli_evaluate_writes_report_and_worst_cases(model_dir, trained, capsys, 
     code, out, _ = run(capsys, "evaluate", model_dir, trained / "test", "--report", report_path)
     assert code == 0 and "sequence_accuracy" in out
     report = json.loads(report_path.read_text())
-    for key in ("count", "sequence_accuracy", "char_accuracy", "segmentation_failure_rate",
-                "images_per_second", "per_character_accuracy", "top_confusions", "dataset", "model_dir", "time"):
+    for key in (
+        "count",
+        "sequence_accuracy",
+        "char_accuracy",
+        "segmentation_failure_rate",
+        "images_per_second",
+        "per_character_accuracy",
+        "top_confusions",
+        "dataset",
+        "model_dir",
+        "time",
+    ):
         assert key in report
     assert report["count"] == 60 and (tmp_path / "report.worst.png").is_file()
 
@@ -119,15 +128,36 @@ def test_seed_repeats_and_case_option(trained, tmp_path, capsys):
         (small / sample.path.name).write_bytes(sample.path.read_bytes())
     readings = []
     for name in ("a", "b"):
-        code, out, _ = run(capsys, "train", small, "--out", tmp_path / name, "--epochs", "1", "--reader", "segment",
-                           "--align-rounds", "0", "--seed", "5", "--case", "lower", "--quiet")
+        code, out, _ = run(
+            capsys,
+            "train",
+            small,
+            "--out",
+            tmp_path / name,
+            "--epochs",
+            "1",
+            "--reader",
+            "segment",
+            "--align-rounds",
+            "0",
+            "--seed",
+            "5",
+            "--case",
+            "lower",
+            "--quiet",
+        )
         assert code == 0 and "segmented to their label's glyph count" in out
         solver = CaptchaSolver.load(tmp_path / name)
         readings.append(solver.predict_batch([s.path for s in load_folder(trained / "test")]))
     assert [r.text for r in readings[0]] == [r.text for r in readings[1]]  # same seed, same model
-    assert np.allclose([c for r in readings[0] for c in r.char_confidences],
-                       [c for r in readings[1] for c in r.char_confidences], atol=1e-6)
-    assert json.loads((tmp_path / "a" / "meta.json").read_text())["charset"] == "".join(sorted(CHARSET.lower()))
+    assert np.allclose(
+        [c for r in readings[0] for c in r.char_confidences],
+        [c for r in readings[1] for c in r.char_confidences],
+        atol=1e-6,
+    )
+    assert json.loads((tmp_path / "a" / "meta.json").read_text())["charset"] == "".join(
+        sorted(CHARSET.lower())
+    )
 
 
 def test_damaged_meta_and_unknown_output_type_are_one_line_errors(model_dir, tmp_path, capsys):
@@ -137,7 +167,10 @@ def test_damaged_meta_and_unknown_output_type_are_one_line_errors(model_dir, tmp
     del meta["segmentation"]
     (damaged / "meta.json").write_text(json.dumps(meta))
     image = next(p for p in (model_dir.parent / "test").iterdir() if p.suffix == ".png")
-    for argv in (("predict", damaged, image), ("segment", image, "--out", tmp_path / "b.png", "--model", damaged)):
+    for argv in (
+        ("predict", damaged, image),
+        ("segment", image, "--out", tmp_path / "b.png", "--model", damaged),
+    ):
         code, _, err = run(capsys, *argv)
         assert code == 1 and err.count("\n") == 1 and "meta.json is damaged" in err, err
     code, _, err = run(capsys, "segment", image, "--out", tmp_path / "boxes.txt")
@@ -199,9 +232,26 @@ def test_segment_read_draws_the_readers_boxes_large(model_dir, trained, tmp_path
 
 def test_a_folder_of_variable_length_captchas_trains_and_reads(tmp_path, capsys):
     for name, count, seed in (("train", 300, 11), ("test", 40, 12)):
-        assert main(["generate", str(tmp_path / name), "--count", str(count), "--length", "3-5",
-                     "--charset", CHARSET, "--seed", str(seed)]) == 0
-    code, out, _ = run(capsys, "train", tmp_path / "train", "--out", tmp_path / "m", "--epochs", "4", "--quiet")
+        assert (
+            main(
+                [
+                    "generate",
+                    str(tmp_path / name),
+                    "--count",
+                    str(count),
+                    "--length",
+                    "3-5",
+                    "--charset",
+                    CHARSET,
+                    "--seed",
+                    str(seed),
+                ]
+            )
+            == 0
+        )
+    code, out, _ = run(
+        capsys, "train", tmp_path / "train", "--out", tmp_path / "m", "--epochs", "4", "--quiet"
+    )
     assert code == 0 and "clean-up" in out
     meta = json.loads((tmp_path / "m" / "meta.json").read_text())
     assert meta["lengths"] == [3, 4, 5]
@@ -210,5 +260,7 @@ def test_a_folder_of_variable_length_captchas_trains_and_reads(tmp_path, capsys)
     solver = CaptchaSolver.load(tmp_path / "m")
     report = evaluate(solver, load_folder(tmp_path / "test"))
     assert report["segmentation_failure_rate"] < 0.1 and report["char_accuracy"] > 0.7
-    read_lengths = {len(r.text) for r in solver.predict_batch([s.path for s in load_folder(tmp_path / "test")])}
+    read_lengths = {
+        len(r.text) for r in solver.predict_batch([s.path for s in load_folder(tmp_path / "test")])
+    }
     assert read_lengths <= {3, 4, 5} and len(read_lengths) >= 2

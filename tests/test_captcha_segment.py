@@ -107,7 +107,7 @@ def check_viterbi(lattice, scores):
 
 def test_lattice_copes_with_glyphs_at_the_border_and_too_many_glyphs():
     captcha = render("AB3K", "simple", np.random.default_rng(5))
-    gray = to_gray(captcha.image)[:, :captcha.boxes[-1][2] - 2]  # last glyph cut by the border
+    gray = to_gray(captcha.image)[:, : captcha.boxes[-1][2] - 2]  # last glyph cut by the border
     settings = settings_for(captcha)
     seg = segment(gray, settings, [4])
     for n in (4, 7):
@@ -143,8 +143,8 @@ def test_band_ink_changes_nothing_where_the_text_is_the_darkest_ink():
 
 def test_stroke_width_is_measured_and_a_disc_opening_removes_thinner_lines():
     mask = np.zeros((40, 100), np.uint8)
-    mask[8:32, 10:16] = 255      # a stroke 6 px wide
-    mask[20, :] = 255            # a 1 px line through everything
+    mask[8:32, 10:16] = 255  # a stroke 6 px wide
+    mask[20, :] = 255  # a 1 px line through everything
     assert 5 <= stroke_width(mask) <= 7
     clean = ink_mask(mask.astype(np.float32) / 255, SegmentSettings(glyph_width=20, opening=3))
     assert clean[20, 40:].sum() == 0 and clean[10:30, 11:15].all()
@@ -152,9 +152,13 @@ def test_stroke_width_is_measured_and_a_disc_opening_removes_thinner_lines():
 
 def test_training_chooses_the_clean_up_on_validation_images():
     rng = np.random.default_rng(8)
+
     def images(style):
-        return [(to_gray(c.image), c.text) for c in
-                (render(random_text(4, CHARSET, rng), style, rng) for _ in range(40))]
+        return [
+            (to_gray(c.image), c.text)
+            for c in (render(random_text(4, CHARSET, rng), style, rng) for _ in range(40))
+        ]
+
     settings, agree = tune_settings(images("dark-lines"), 28, None)
     assert settings.ink == "band" and agree[describe(settings)] > agree["dark/line0/disc0"] + 0.3
     assert settings.stroke_width > 2

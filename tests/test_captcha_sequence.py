@@ -17,8 +17,18 @@ from captcha.solver import Reading
 from captcha.synth import generate
 
 CHARSET = "ABCDEFGH23"
-TINY = SequenceConfig(height=24, filters=(16, 24, 32), rnn_units=32, epochs=10, patience=10,
-                      augment=False, max_seconds=300, learning_rate=4e-3, batch_size=16, seed=0)
+TINY = SequenceConfig(
+    height=24,
+    filters=(16, 24, 32),
+    rnn_units=32,
+    epochs=10,
+    patience=10,
+    augment=False,
+    max_seconds=300,
+    learning_rate=4e-3,
+    batch_size=16,
+    seed=0,
+)
 
 
 def run(capsys, *argv):
@@ -120,9 +130,16 @@ def test_judge_keeps_the_reader_that_reads_more_validation_images():
 def test_auto_keeps_the_segmenter_where_the_sequence_reader_had_no_time(folders, tmp_path):
     """One epoch of the sequence reader reads nothing; the segmenter reads most: auto keeps it."""
     samples = [s for s in load_folder(folders / "train") if len(s.label) == 3]
-    model = train_reader(samples, tmp_path / "m", seed=0, verbose=0, log=lambda line: None,
-                         sequence=replace(TINY, filters=(8, 8, 8), epochs=1),
-                         choice=ChoiceConfig(val_fraction=0.2), align_rounds=0)
+    model = train_reader(
+        samples,
+        tmp_path / "m",
+        seed=0,
+        verbose=0,
+        log=lambda line: None,
+        sequence=replace(TINY, filters=(8, 8, 8), epochs=1),
+        choice=ChoiceConfig(val_fraction=0.2),
+        align_rounds=0,
+    )
     meta = json.loads((tmp_path / "m" / "meta.json").read_text())
     assert meta["reader"] == "segment" and isinstance(model, CaptchaSolver)
     accuracy = meta["selection"]["validation_sequence_accuracy"]
@@ -131,11 +148,22 @@ def test_auto_keeps_the_segmenter_where_the_sequence_reader_had_no_time(folders,
 
 
 def test_cli_train_sequence_and_predict_json_name_the_reader(folders, tmp_path, capsys):
-    code, out, _ = run(capsys, "train", folders / "train", "--out", tmp_path / "m", "--reader", "sequence",
-                       "--epochs", 1, "--quiet")
+    code, out, _ = run(
+        capsys,
+        "train",
+        folders / "train",
+        "--out",
+        tmp_path / "m",
+        "--reader",
+        "sequence",
+        "--epochs",
+        1,
+        "--quiet",
+    )
     assert code == 0 and "best epoch" in out
-    code, out, _ = run(capsys, "predict", tmp_path / "m", *[s.path for s in load_folder(folders / "test")[:2]],
-                       "--json")
+    code, out, _ = run(
+        capsys, "predict", tmp_path / "m", *[s.path for s in load_folder(folders / "test")[:2]], "--json"
+    )
     lines = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(lines) == 2 and all(line["reader"] == "sequence" for line in lines)
     code, _, err = run(capsys, "train", folders / "train", "--out", tmp_path / "m", "--reader", "sequence")

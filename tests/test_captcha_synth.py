@@ -6,7 +6,7 @@ from PIL import Image
 
 from captcha.cli import main
 from captcha.data import load_folder
-from captcha.synth import DEFAULT_CHARSET, STYLES, render, random_text
+from captcha.synth import DEFAULT_CHARSET, STYLES, random_text, render
 
 NEW_STYLES = ("dark-lines", "arcs-dots", "curved-lines", "pastel", "transparent", "touching")
 
@@ -69,8 +69,23 @@ def test_touching_glyphs_overlap_their_neighbours():
 
 
 def test_cli_generates_a_length_range_and_refuses_bad_ones(tmp_path, capsys):
-    assert main(["generate", str(tmp_path / "v"), "--count", "12", "--length", "4-8",
-                 "--style", "transparent", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(tmp_path / "v"),
+                "--count",
+                "12",
+                "--length",
+                "4-8",
+                "--style",
+                "transparent",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     samples = load_folder(tmp_path / "v")
     assert {len(s.label) for s in samples} <= set(range(4, 9)) and len({len(s.label) for s in samples}) > 2
     assert Image.open(samples[0].path).mode == "RGBA"

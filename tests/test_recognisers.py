@@ -50,15 +50,22 @@ def test_non_model_folder_is_never_replaced(tmp_path):
     assert (tmp_path / "photos" / "cat.jpg").exists()
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda d: None, "not found"),
-    (lambda d: d.mkdir(), "no meta.json"),
-    (lambda d: (d.mkdir(), (d / "meta.json").write_text("{broken")), "unreadable"),
-    (lambda d: (d.mkdir(), (d / "meta.json").write_text('{"kind": "vqa", "format_version": 1}')),
-     "vqa model"),
-    (lambda d: (d.mkdir(), (d / "meta.json").write_text('{"kind": "demo", "format_version": 0}')),
-     "format 0"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: None, "not found"),
+        (lambda d: d.mkdir(), "no meta.json"),
+        (lambda d: (d.mkdir(), (d / "meta.json").write_text("{broken")), "unreadable"),
+        (
+            lambda d: (d.mkdir(), (d / "meta.json").write_text('{"kind": "vqa", "format_version": 1}')),
+            "vqa model",
+        ),
+        (
+            lambda d: (d.mkdir(), (d / "meta.json").write_text('{"kind": "demo", "format_version": 0}')),
+            "format 0",
+        ),
+    ],
+)
 def test_read_meta_errors(tmp_path, setup, message):
     setup(tmp_path / "m")
     with pytest.raises(UserError, match=message):

@@ -75,8 +75,9 @@ def test_an_empty_folder_at_out_is_used(tmp_path):
 
 
 # -- D2: only a valid model of the same kind is replaceable --------------------------------------
-@pytest.mark.parametrize("meta", ["{}", '{"kind": "demo"}', '{"kind": "demo", "format_version": 1}',
-                                  "[]", "not json"])
+@pytest.mark.parametrize(
+    "meta", ["{}", '{"kind": "demo"}', '{"kind": "demo", "format_version": 1}', "[]", "not json"]
+)
 def test_force_never_replaces_a_folder_that_merely_holds_a_meta_json(tmp_path, meta):
     out = tmp_path / "x"
     out.mkdir()
@@ -156,8 +157,9 @@ def png_claiming(path: Path, width: int, height: int, colour_type: int = 0) -> P
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 1000)))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+    )
     return path
 
 
@@ -174,11 +176,14 @@ def bmp_claiming(path: Path, width: int, height: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make", [
-    lambda d: png_claiming(d / "bomb.png", 15000, 15000),          # truncated, 225 megapixels
-    lambda d: png_claiming(d / "huge.png", 50000, 40000, 2),       # 2 billion pixels
-    lambda d: bmp_claiming(d / "big.bmp", 8000, 8000),             # 64 megapixels: Pillow allows it
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: png_claiming(d / "bomb.png", 15000, 15000),  # truncated, 225 megapixels
+        lambda d: png_claiming(d / "huge.png", 50000, 40000, 2),  # 2 billion pixels
+        lambda d: bmp_claiming(d / "big.bmp", 8000, 8000),  # 64 megapixels: Pillow allows it
+    ],
+)
 def test_images_over_the_pixel_limit_are_refused_before_decoding_in_both_tools(tmp_path, make):
     from captcha.data import read_image
     from recognisers.images import MAX_PIXELS
@@ -193,8 +198,9 @@ def test_images_over_the_pixel_limit_are_refused_before_decoding_in_both_tools(t
 def test_captcha_cli_refuses_a_bomb_in_one_line(tmp_path, capsys):
     from captcha.cli import main
 
-    code = main(["segment", str(png_claiming(tmp_path / "bomb.png", 15000, 15000)),
-                 "--out", str(tmp_path / "o.png")])
+    code = main(
+        ["segment", str(png_claiming(tmp_path / "bomb.png", 15000, 15000)), "--out", str(tmp_path / "o.png")]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "image too large" in err[0]
 
@@ -246,7 +252,7 @@ def test_truncated_jpeg_is_refused_by_both_tools_and_a_whole_one_read(tmp_path):
     Image.fromarray(rng.integers(0, 255, (60, 200), dtype=np.uint8)).save(tmp_path / "a.jpg")
     whole = (tmp_path / "a.jpg").read_bytes()
     (tmp_path / "padded.jpg").write_bytes(whole + b"\0" * 10)
-    (tmp_path / "cut.jpg").write_bytes(whole[:len(whole) // 2])
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
     assert read_image(tmp_path / "a.jpg").shape == (60, 200)
     assert read_image(tmp_path / "padded.jpg").shape == (60, 200)
     for read in (read_image, lambda p: load_image(p, 32)):
@@ -268,16 +274,22 @@ def places(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["evaluate", "{m}", "{d}", "--report", "{t}/folder"], "is a folder"),
-    (["evaluate", "{m}", "{d}", "--report", "{t}/file/r.json"], "is not a folder"),
-    (["evaluate", "{m}", "{d}", "--report", "{t}/r.json", "--worst", "{t}/file/w.png"], "is not a folder"),
-    (["segment", "{t}/file", "--out", "{t}/folder"], "is a folder"),
-    (["segment", "{t}/file", "--out", "{t}/file/deeper/o.png"], "is not a folder"),
-    (["train", "{d}", "--out", "{t}/file/m"], "is not a folder"),
-    (["generate", "{t}/file/g"], "is not a folder"),
-    (["generate", "{t}/file"], "exists and is not a folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "{m}", "{d}", "--report", "{t}/folder"], "is a folder"),
+        (["evaluate", "{m}", "{d}", "--report", "{t}/file/r.json"], "is not a folder"),
+        (
+            ["evaluate", "{m}", "{d}", "--report", "{t}/r.json", "--worst", "{t}/file/w.png"],
+            "is not a folder",
+        ),
+        (["segment", "{t}/file", "--out", "{t}/folder"], "is a folder"),
+        (["segment", "{t}/file", "--out", "{t}/file/deeper/o.png"], "is not a folder"),
+        (["train", "{d}", "--out", "{t}/file/m"], "is not a folder"),
+        (["generate", "{t}/file/g"], "is not a folder"),
+        (["generate", "{t}/file"], "exists and is not a folder"),
+    ],
+)
 def test_captcha_bad_output_paths(places, capsys, argv, message):
     from captcha.cli import main
 
@@ -289,15 +301,35 @@ def test_captcha_bad_output_paths(places, capsys, argv, message):
     assert message in one_error_line(capsys, "captcha")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["evaluate", "{t}/no-model", "--dataset", "jsonl", "--data", "x", "--report", "{t}/folder"],
-     "is a folder"),
-    (["evaluate", "{t}/no-model", "--dataset", "jsonl", "--data", "x", "--report", "{t}/file/r.json"],
-     "is not a folder"),
-    (["evaluate", "{t}/no-model", "--dataset", "jsonl", "--data", "x", "--report", "{t}/r.json",
-      "--confusion", "{t}/folder"], "is a folder"),
-    (["train", "--dataset", "jsonl", "--train", "x", "--out", "{t}/file/m"], "is not a folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["evaluate", "{t}/no-model", "--dataset", "jsonl", "--data", "x", "--report", "{t}/folder"],
+            "is a folder",
+        ),
+        (
+            ["evaluate", "{t}/no-model", "--dataset", "jsonl", "--data", "x", "--report", "{t}/file/r.json"],
+            "is not a folder",
+        ),
+        (
+            [
+                "evaluate",
+                "{t}/no-model",
+                "--dataset",
+                "jsonl",
+                "--data",
+                "x",
+                "--report",
+                "{t}/r.json",
+                "--confusion",
+                "{t}/folder",
+            ],
+            "is a folder",
+        ),
+        (["train", "--dataset", "jsonl", "--train", "x", "--out", "{t}/file/m"], "is not a folder"),
+    ],
+)
 def test_vqa_bad_output_paths(places, capsys, argv, message):
     from vqa.cli import main
 
@@ -322,10 +354,39 @@ def tiny(tmp_path_factory):
     from captcha.cli import main
 
     root = tmp_path_factory.mktemp("tiny")
-    assert main(["generate", str(root / "data"), "--count", "150", "--length", "4",
-                 "--charset", "ABCDEF23", "--seed", "3"]) == 0
-    assert main(["train", str(root / "data"), "--out", str(root / "model"), "--epochs", "1",
-                 "--align-rounds", "0", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(root / "data"),
+                "--count",
+                "150",
+                "--length",
+                "4",
+                "--charset",
+                "ABCDEF23",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                str(root / "data"),
+                "--out",
+                str(root / "model"),
+                "--epochs",
+                "1",
+                "--align-rounds",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -353,8 +414,9 @@ def test_labels_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path, header)
 
     for name in ("img1.png", "img2.png"):
         png_claiming(tmp_path / name, 40, 20)
-    (tmp_path / "labels.csv").write_bytes(("\ufeff" + header + "img1.png,AB12\r\nimg2.png,CD34\r\n")
-                                          .encode("utf-8"))
+    (tmp_path / "labels.csv").write_bytes(
+        ("\ufeff" + header + "img1.png,AB12\r\nimg2.png,CD34\r\n").encode("utf-8")
+    )
     assert [s.label for s in load_folder(tmp_path)] == ["AB12", "CD34"]
 
 
@@ -369,17 +431,20 @@ def edited_copy(model: Path, dest: Path, edit) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda m: m["segmentation"].update(glyph_size="abc"), "segmentation.glyph_size must be an integer"),
-    (lambda m: m["segmentation"].update(glyph_width=-3), "sizes must be positive"),
-    (lambda m: m["segmentation"].update(lattice="zigzag"), "lattice must be one of"),
-    (lambda m: m["segmentation"].update(colour=1), "unknown field(s) segmentation.colour"),
-    (lambda m: m.update(lengths="4"), "lengths must be a list of integers"),
-    (lambda m: m.update(charset=["A"]), "charset must be a string"),
-    (lambda m: m.update(charset=m["charset"] + "XY"), "characters + 1 junk class"),
-    (lambda m: m["segmentation"].update(glyph_size=32), "32-pixel glyphs"),
-    (lambda m: m.update(model_file="../elsewhere.keras"), "not valid"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m["segmentation"].update(glyph_size="abc"), "segmentation.glyph_size must be an integer"),
+        (lambda m: m["segmentation"].update(glyph_width=-3), "sizes must be positive"),
+        (lambda m: m["segmentation"].update(lattice="zigzag"), "lattice must be one of"),
+        (lambda m: m["segmentation"].update(colour=1), "unknown field(s) segmentation.colour"),
+        (lambda m: m.update(lengths="4"), "lengths must be a list of integers"),
+        (lambda m: m.update(charset=["A"]), "charset must be a string"),
+        (lambda m: m.update(charset=m["charset"] + "XY"), "characters + 1 junk class"),
+        (lambda m: m["segmentation"].update(glyph_size=32), "32-pixel glyphs"),
+        (lambda m: m.update(model_file="../elsewhere.keras"), "not valid"),
+    ],
+)
 def test_hand_edited_captcha_meta_is_one_clear_error(tiny, tmp_path, capsys, edit, message):
     from captcha.cli import main
 
@@ -396,22 +461,41 @@ def vqa_meta(tmp_path: Path) -> Path:
     from vqa.features import EncoderConfig
     from vqa.model import ModelConfig
 
-    write_meta(tmp_path, KIND, FORMAT_VERSION, {
-        "answers": ["yes", "no"],
-        "question_encoder": {"vocabulary": ["what", "is"], "max_length": 4, "max_tokens": 100},
-        "image_encoder": EncoderConfig().to_json(), "network": ModelConfig().to_json()})
+    write_meta(
+        tmp_path,
+        KIND,
+        FORMAT_VERSION,
+        {
+            "answers": ["yes", "no"],
+            "question_encoder": {"vocabulary": ["what", "is"], "max_length": 4, "max_tokens": 100},
+            "image_encoder": EncoderConfig().to_json(),
+            "network": ModelConfig().to_json(),
+        },
+    )
     return tmp_path
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda m: m["image_encoder"].update(image_size="abc"), "image_encoder.image_size must be an integer"),
-    (lambda m: m["image_encoder"].update(filters=[]), "not positive"),
-    (lambda m: m["network"].update(lstm_units=[64, "x"]), "network.lstm_units must be a list of integers"),
-    (lambda m: m["network"].update(fusion="sum"), "--fusion must be one of"),
-    (lambda m: m["question_encoder"].update(vocabulary="what is"), "vocabulary must be a list of strings"),
-    (lambda m: m.update(answers=[]), "not positive"),
-    (lambda m: m.pop("network"), "no network field"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda m: m["image_encoder"].update(image_size="abc"),
+            "image_encoder.image_size must be an integer",
+        ),
+        (lambda m: m["image_encoder"].update(filters=[]), "not positive"),
+        (
+            lambda m: m["network"].update(lstm_units=[64, "x"]),
+            "network.lstm_units must be a list of integers",
+        ),
+        (lambda m: m["network"].update(fusion="sum"), "--fusion must be one of"),
+        (
+            lambda m: m["question_encoder"].update(vocabulary="what is"),
+            "vocabulary must be a list of strings",
+        ),
+        (lambda m: m.update(answers=[]), "not positive"),
+        (lambda m: m.pop("network"), "no network field"),
+    ],
+)
 def test_hand_edited_vqa_meta_is_one_clear_error(tmp_path, edit, message):
     from vqa.answerer import VQAModel
 
@@ -438,8 +522,12 @@ def test_closed_output_pipe_is_quiet(tiny):
 
     images = [str(p) for p in sorted((tiny / "data").iterdir())[:3]]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "captcha", "predict", str(tiny / "model"), *images,
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "captcha", "predict", str(tiny / "model"), *images, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     proc.stdout.close()  # like `| head -0`: the reader is gone before the first line
     err = proc.stderr.read().decode()
     assert proc.wait() == 128 + signal.SIGPIPE and err == "", err
@@ -493,23 +581,39 @@ def tiny_vqa(tmp_path: Path) -> Path:
     encoder = EncoderConfig(image_size=32, filters=(4,))
     config = ModelConfig(embed_dim=8, lstm_units=(8,), hidden=8)
     questions = QuestionEncoder(["what", "colour"], 4)
-    model = VQAModel(build_vqa_model(encoder, config, questions.vocabulary_size, 4, 2), questions,
-                     ["red", "blue"], encoder, config)
+    model = VQAModel(
+        build_vqa_model(encoder, config, questions.vocabulary_size, 4, 2),
+        questions,
+        ["red", "blue"],
+        encoder,
+        config,
+    )
     with staged_model_dir(tmp_path / "vqa-model", kind=KIND) as tmp:
         model.save(tmp)
     return tmp_path / "vqa-model"
 
 
-@pytest.mark.parametrize("question, unknown", [("what colour?", []), ("??? !!", None), ("🙂", ["🙂"]),
-                                               ("zebra quantum", ["zebra", "quantum"])])
+@pytest.mark.parametrize(
+    "question, unknown",
+    [("what colour?", []), ("??? !!", None), ("🙂", ["🙂"]), ("zebra quantum", ["zebra", "quantum"])],
+)
 def test_a_question_with_no_known_word_is_flagged(tmp_path, capsys, question, unknown):
     from PIL import Image
 
     from vqa.cli import main
 
     Image.new("RGB", (40, 40), "red").save(tmp_path / "red.png")
-    code = main(["predict", str(tiny_vqa(tmp_path)), "--image", str(tmp_path / "red.png"),
-                 "--question", question, "--json"])
+    code = main(
+        [
+            "predict",
+            str(tiny_vqa(tmp_path)),
+            "--image",
+            str(tmp_path / "red.png"),
+            "--question",
+            question,
+            "--json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0 and json.loads(out)["unknown_words"] == (unknown or [])
     assert ("no word of the question" in err) == (unknown != [])  # None: no words at all
@@ -545,8 +649,7 @@ def test_segment_length_zero_is_refused(tmp_path, capsys):
     from captcha.cli import main
 
     png_claiming(tmp_path / "a.png", 40, 20)
-    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "o.png"),
-                 "--length", "0"]) == 1
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "o.png"), "--length", "0"]) == 1
     assert "--length must be at least 1" in one_error_line(capsys, "captcha")
 
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from test_vqa_shapes import COLOURS, SHAPES, draw_shape
 
 from captcha.data import load_folder
 from captcha_vqa.app import create_app
 from captcha_vqa.batching import MicroBatcher
 from captcha_vqa.config import API_KEY_ENV, ServeConfig
 from captcha_vqa.models import Loaded
-from test_vqa_shapes import COLOURS, SHAPES, draw_shape
 
 READ, ANSWER = "/v1/captcha/read", "/v1/vqa/answer"
 
@@ -113,27 +113,33 @@ def test_vqa_answer_multipart_and_json(client, loaded, red_circle):
     assert colour in COLOURS and shape in SHAPES
     image = np.asarray(Image.open(io.BytesIO(red_circle)).convert("RGB"))
     expected = loaded.vqa.predict(image, form["question"][0], top=2)
-    assert [(a["answer"], pytest.approx(a["probability"], abs=1e-4)) for a in results[0]["answers"]] \
-        == [(a, p) for a, p in expected]
-    by_json = client.post(ANSWER, json={"image": base64.b64encode(red_circle).decode(),
-                                        "questions": form["question"][:1], "top": 2}).json()
+    assert [(a["answer"], pytest.approx(a["probability"], abs=1e-4)) for a in results[0]["answers"]] == [
+        (a, p) for a, p in expected
+    ]
+    by_json = client.post(
+        ANSWER,
+        json={"image": base64.b64encode(red_circle).decode(), "questions": form["question"][:1], "top": 2},
+    ).json()
     assert by_json["results"][0] == results[0]
 
 
-@pytest.mark.parametrize("kwargs, status, words", [
-    ({"files": files(b"just some text")}, 415, "not an image"),
-    ({"files": files(b"")}, 415, "empty"),
-    ({"files": files(png(Image.new("L", (3, 3))))}, 415, "too small"),
-    ({"files": files(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)}, 415, "image"),
-    ({"content": b"raw bytes", "headers": {"content-type": "text/plain"}}, 415, "multipart"),
-    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "JSON"),
-    ({"json": {"images": ["@@not base64@@"]}}, 400, "base64"),
-    ({"json": {"images": []}}, 422, "images"),
-    ({"json": {"pictures": ["x"]}}, 422, "images"),
-    ({"json": {"images": ["aGk="] * 65}}, 422, "images"),
-    ({"data": {"note": "no file"}}, 422, "image"),
-    ({"data": {"image": "a text field"}}, 422, "must be a file"),
-])
+@pytest.mark.parametrize(
+    "kwargs, status, words",
+    [
+        ({"files": files(b"just some text")}, 415, "not an image"),
+        ({"files": files(b"")}, 415, "empty"),
+        ({"files": files(png(Image.new("L", (3, 3))))}, 415, "too small"),
+        ({"files": files(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)}, 415, "image"),
+        ({"content": b"raw bytes", "headers": {"content-type": "text/plain"}}, 415, "multipart"),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "JSON"),
+        ({"json": {"images": ["@@not base64@@"]}}, 400, "base64"),
+        ({"json": {"images": []}}, 422, "images"),
+        ({"json": {"pictures": ["x"]}}, 422, "images"),
+        ({"json": {"images": ["aGk="] * 65}}, 422, "images"),
+        ({"data": {"note": "no file"}}, 422, "image"),
+        ({"data": {"image": "a text field"}}, 422, "must be a file"),
+    ],
+)
 def test_captcha_read_errors(client, kwargs, status, words):
     assert words.lower() in error(client.post(READ, **kwargs), status).lower()
 
@@ -142,13 +148,16 @@ def test_too_many_files_is_refused(client, captchas):
     assert "at most 64" in error(client.post(READ, files=files(*[captchas[0][2]] * 65)), 422)
 
 
-@pytest.mark.parametrize("data, status, words", [
-    ({}, 422, "question"),
-    ({"question": "   "}, 422, "question"),
-    ({"question": "x" * 301}, 422, "characters"),
-    ({"question": "what shape?", "top": "0"}, 422, "top"),
-    ({"question": "what shape?", "top": "many"}, 422, "top"),
-])
+@pytest.mark.parametrize(
+    "data, status, words",
+    [
+        ({}, 422, "question"),
+        ({"question": "   "}, 422, "question"),
+        ({"question": "x" * 301}, 422, "characters"),
+        ({"question": "what shape?", "top": "0"}, 422, "top"),
+        ({"question": "what shape?", "top": "many"}, 422, "top"),
+    ],
+)
 def test_vqa_answer_errors(client, red_circle, data, status, words):
     assert words in error(client.post(ANSWER, files=files(red_circle), data=data), status)
 
@@ -161,12 +170,15 @@ def test_vqa_needs_exactly_one_image(client, red_circle):
 
 def huge_png_header(width: int, height: int) -> bytes:
     """A valid PNG header claiming a huge size: refused from the header, never decoded."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
     ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) \
-        + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
 
 
 def test_limits_refuse_before_decoding(loaded, captchas):
@@ -213,8 +225,7 @@ def test_page_docs_and_schema_are_served(client):
     assert client.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/v1/models", READ, ANSWER} <= set(paths)
-    assert set(paths[READ]["post"]["requestBody"]["content"]) == {"multipart/form-data",
-                                                                  "application/json"}
+    assert set(paths[READ]["post"]["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
 
 
 def test_concurrent_requests_are_batched(loaded, captchas):
@@ -222,8 +233,7 @@ def test_concurrent_requests_are_batched(loaded, captchas):
         batcher = c.app.state.batchers["captcha"]
         before = batcher.batches
         with ThreadPoolExecutor(16) as pool:
-            responses = list(pool.map(lambda i: c.post(READ, files=files(captchas[i % 8][2])),
-                                      range(32)))
+            responses = list(pool.map(lambda i: c.post(READ, files=files(captchas[i % 8][2])), range(32)))
         texts = [r.json()["results"][0]["text"] for r in responses]
         alone = [c.post(READ, files=files(b)).json()["results"][0]["text"] for _, _, b in captchas]
         assert texts == [alone[i % 8] for i in range(32)]
@@ -251,8 +261,12 @@ def test_batcher_keeps_order_isolates_errors_and_never_blocks_the_loop():
                 await asyncio.sleep(0.01)
                 ticks += 1
 
-        results = await asyncio.gather(*[batcher.submit([i, i + 100]) for i in range(5)],
-                                       batcher.submit(["bad"]), ticker(), return_exceptions=True)
+        results = await asyncio.gather(
+            *[batcher.submit([i, i + 100]) for i in range(5)],
+            batcher.submit(["bad"]),
+            ticker(),
+            return_exceptions=True,
+        )
         await batcher.stop()
         return results, ticks
 

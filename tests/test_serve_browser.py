@@ -12,14 +12,21 @@ import os
 import httpx
 import numpy as np
 import pytest
+from test_vqa_shapes import COLOURS, draw_shape
 
 from captcha.data import load_folder
 from captcha_vqa.cli import main
-from test_vqa_shapes import COLOURS, draw_shape
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def need_browser():
@@ -48,8 +55,7 @@ def page(live_server):
         browser.close()
 
 
-def test_page_reads_a_captcha_answers_a_question_and_shows_errors(page, live_server, captcha_data,
-                                                                  tmp_path):
+def test_page_reads_a_captcha_answers_a_question_and_shows_errors(page, live_server, captcha_data, tmp_path):
     server = live_server
     from playwright.sync_api import expect
 
@@ -82,8 +88,9 @@ def test_page_reads_a_captcha_answers_a_question_and_shows_errors(page, live_ser
     draw_shape("square", "blue", np.random.default_rng(3)).save(image)
     question = "what color is the shape?"
     with open(image, "rb") as fh:
-        expected = httpx.post(f"{server}/v1/vqa/answer", files={"image": fh},
-                              data={"question": question, "top": "3"}).json()
+        expected = httpx.post(
+            f"{server}/v1/vqa/answer", files={"image": fh}, data={"question": question, "top": "3"}
+        ).json()
     best = expected["results"][0]["answers"][0]["answer"]
     assert best in COLOURS
     page.set_input_files("#vqa-file", str(image))
@@ -98,11 +105,14 @@ def test_page_reads_a_captcha_answers_a_question_and_shows_errors(page, live_ser
     expect(page.locator("#captcha-result")).to_be_visible()
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["serve"], "name at least one model"),
-    (["serve", "--captcha", "/no/such/model"], "model directory not found"),
-    (["serve", "--vqa", "/no/such/model", "--workers", "0"], "--workers 0"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["serve"], "name at least one model"),
+        (["serve", "--captcha", "/no/such/model"], "model directory not found"),
+        (["serve", "--vqa", "/no/such/model", "--workers", "0"], "--workers 0"),
+    ],
+)
 def test_serve_command_fails_cleanly(argv, words, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()

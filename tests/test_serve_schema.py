@@ -23,5 +23,4 @@ def test_every_operation_conforms(case, live_server):
     # Every other check runs. "Schema-valid data is accepted" cannot hold here: the schema can
     # say "binary" or "base64 string" but not "a decodable image", so random bytes get the
     # correct 415 (which the status-code and response-schema checks do verify).
-    case.call_and_validate(base_url=live_server, timeout=30,
-                           excluded_checks=[positive_data_acceptance])
+    case.call_and_validate(base_url=live_server, timeout=30, excluded_checks=[positive_data_acceptance])
