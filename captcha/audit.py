@@ -238,6 +238,7 @@ def run_audit(samples: list[Sample], out: Path, config: AuditConfig = AuditConfi
     started = clock()
     report = {"dataset": dataset, "images": len(samples), "test_count": len(test),
               "train_pool": len(pool), "config": jsonable(config), "points": [],
+              "sizes_dropped": [n for n in config.sizes if n not in sizes],
               "stopped": None, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     last: dict = {}
     todo = [n for n in sizes for _ in range(config.seeds_for(n))]
@@ -385,9 +386,9 @@ def command(args) -> int:
 
     config = with_options(AuditConfig(), sizes=parse_sizes(args.sizes), seed=args.seed,
                           time_budget=parse_duration(args.time_budget),
-                          human_usd_per_1000=args.human_usd_per_1000)
-    if config.human_usd_per_1000 < 0:
-        raise UserError("--human-usd-per-1000 must not be negative")
+                          human_usd_per_1000=args.human_usd_per_1000, human_seconds=args.human_seconds)
+    if config.human_usd_per_1000 < 0 or config.human_seconds < 0:
+        raise UserError("--human-usd-per-1000 and --human-seconds must not be negative")
     samples = load_folder(args.data_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                TextColumn("left about"), TimeRemainingColumn())

@@ -28,7 +28,9 @@ def plot_curve(report: dict, png: Path) -> None:
         sizes = [p["size"] for p in points]
         ax.fill_between(sizes, [p["ci_low"] for p in points], [p["ci_high"] for p in points],
                         alpha=0.25, label="95% interval (Wilson)")
-        ax.plot(sizes, [p["sequence_accuracy"] for p in points], "o-", label="sequence accuracy")
+        acc = [p["sequence_accuracy"] for p in points]
+        err = [[a - p["ci_low"] for a, p in zip(acc, points)], [p["ci_high"] - a for a, p in zip(acc, points)]]
+        ax.errorbar(sizes, acc, yerr=err, fmt="o-", capsize=3, label="sequence accuracy")
         ax.plot(sizes, [p["char_accuracy"] for p in points], "s--", ms=3, lw=1, label="character accuracy")
         ax.set_xscale("log")
         ax.set_xticks(sizes, [str(n) for n in sizes])

@@ -90,6 +90,8 @@ def add_audit_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--human-usd-per-1000", type=float, default=d.human_usd_per_1000,
                    help="what a human solving service charges per 1000 CAPTCHAs (default: Motoyama et al. 2010)")
+    p.add_argument("--human-seconds", type=float, default=d.human_seconds,
+                   help="a human solving service's seconds per CAPTCHA (default: Motoyama et al. 2010)")
     p.add_argument("--force", action="store_true", help="replace a previous audit in OUT")
 
 
