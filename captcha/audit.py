@@ -241,6 +241,7 @@ def run_audit(samples: list[Sample], out: Path, config: AuditConfig = AuditConfi
               "sizes_dropped": [n for n in config.sizes if n not in sizes],
               "stopped": None, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     last: dict = {}
+    last_solver = None
     todo = [n for n in sizes for _ in range(config.seeds_for(n))]
     try:
         with tempfile.TemporaryDirectory(dir=out, prefix=".fits.") as work:
@@ -261,14 +262,14 @@ def run_audit(samples: list[Sample], out: Path, config: AuditConfig = AuditConfi
                     train_seconds = clock() - t
                     result = measure(solver, test)
                     fits.append({**result, "train_seconds": train_seconds, "reader": solver.reader})
-                    last = result
+                    last, last_solver = result, solver
                     todo.remove(size)
                     if progress:
                         progress(size, clock() - started, todo)
                 point = pooled_point(size, fits, config)
                 point["point_seconds"] = clock() - point_started
                 report["points"].append(point)
-                report["details"] = details(last, point)
+                report["details"] = details(last, point, clean_cut_share(last_solver, test))
                 finish(report, out, config, write_pages=False)
     except KeyboardInterrupt:
         report["stopped"] = f"interrupted after {len(report['points'])} point(s)"
@@ -278,10 +279,28 @@ def run_audit(samples: list[Sample], out: Path, config: AuditConfig = AuditConfi
     return report
 
 
-def details(result: dict, point: dict) -> dict:
+def clean_cut_share(solver, test: list[Sample]) -> Optional[float]:
+    """Share of held-out images the segmenter cuts by shape alone into as many glyphs as the label.
+
+    A property of the CAPTCHA more than of the model (the cut uses only the clean-up settings
+    tuned at training). None when the reader kept does not segment.
+    """
+    segmenter = solver if getattr(solver, "reader", None) == "segment" else getattr(solver, "segment", None)
+    if not callable(getattr(segmenter, "segment", None)):
+        return None
+    cut = 0
+    for sample in test:
+        try:
+            seg = segmenter.segment(sample.path)
+        except UserError:
+            continue
+        cut += seg.clean and len(seg.boxes) == len(sample.label)
+    return cut / len(test)
+
+
+def details(result: dict, point: dict, clean: Optional[float]) -> dict:
     """Where the CAPTCHA is weak or strong, from the largest size's last fit."""
     per_char = result["per_character_accuracy"]
-    clean = (1.0 - result["read_by_recognition_rate"]) if result["reader"] == "segment" else None
     return {"size": point["size"], "reader": result["reader"],
             "per_character_accuracy": per_char,
             "weakest_characters": sorted(per_char, key=per_char.get)[:5],

@@ -158,6 +158,6 @@ def test_real_tiny_audit_learns(folder, tmp_path):
     config = AuditConfig(sizes=(15, 110), seeds_small=1, reader="segment", epochs=8, time_budget=600)
     report = run_audit(load_folder(folder), tmp_path / "out", config)
     first, last = report["points"]
-    assert last["char_accuracy"] > 0.3 and last["char_accuracy"] >= first["char_accuracy"]
-    assert report["details"]["clean_cut_share"] is not None and report["points"][1]["readers"] == ["segment"]
+    assert last["char_accuracy"] > 0.5 and last["char_accuracy"] > first["char_accuracy"] + 0.2
+    assert report["details"]["clean_cut_share"] > 0.5 and report["points"][1]["readers"] == ["segment"]
     assert (tmp_path / "out" / "hardest.png").is_file()
