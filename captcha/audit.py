@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from captcha.data import Sample, split
-from recognisers.errors import UserError, note
+from recognisers.errors import Terminated, UserError, note
 from recognisers.modeldir import check_writable_target, model_kind, write_json, write_meta
 
 KIND = "captcha-audit"
@@ -231,7 +231,7 @@ def run_audit(samples: list[Sample], out: Path, config: AuditConfig = AuditConfi
               clock: Callable[[], float] = time.monotonic, progress=None) -> dict:
     """Measure the learning curve into ``out``; returns the report (also on budget stop).
 
-    Ctrl-C: the points measured so far are written (report, page, curve), then it re-raises.
+    Ctrl-C or SIGTERM: the points measured so far are written (report, page, curve), then it re-raises.
     """
     pool, test, sizes = plan(samples, config)
     prepare_out(out, force)
@@ -271,7 +271,7 @@ def run_audit(samples: list[Sample], out: Path, config: AuditConfig = AuditConfi
                 report["points"].append(point)
                 report["details"] = details(last, point, clean_cut_share(last_solver, test))
                 finish(report, out, config, write_pages=False)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):
         report["stopped"] = f"interrupted after {len(report['points'])} point(s)"
         finish(report, out, config, last, test)
         raise

@@ -41,7 +41,8 @@ def plot_curve(report: dict, png: Path) -> None:
     ax.set_xlabel("labelled training samples")
     ax.set_ylabel("held-out accuracy")
     ax.set_title(f"{Path(report['dataset']).name or 'audit'}: {report['test_count']} held-out CAPTCHAs", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    if points:
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     save_figure(fig, png)
     plt.close(fig)
