@@ -11,13 +11,14 @@ point, so an interrupted or budget-stopped audit leaves a readable partial repor
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class AuditConfig:
     min_fit_seconds: float = 20.0    # a fit given less than this cannot train a reader
     seed: int = 0
     reader: str = "auto"             # the readers' default choice (the best reader)
-    epochs: Optional[int] = None     # None: each reader's own (tests pass a few)
+    epochs: int | None = None     # None: each reader's own (tests pass a few)
     thresholds: tuple[float, float, float] = (0.01, 0.5, 0.9)  # broken, half, reliable
     human_usd_per_1000: float = 1.0  # Motoyama et al. 2010
     human_seconds: float = 15.0      # Motoyama et al. 2010 (10 to 20 s)
@@ -72,7 +73,7 @@ def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def crossing(sizes: Sequence[int], accuracies: Sequence[float], threshold: float) -> Optional[float]:
+def crossing(sizes: Sequence[int], accuracies: Sequence[float], threshold: float) -> float | None:
     """The smallest size at which accuracy reaches ``threshold``, interpolated on log(size).
 
     Reached at the first point: that size (the curve says nothing below it). Never reached: None.
@@ -91,7 +92,7 @@ def verdict(points: list[dict], config: AuditConfig) -> dict:
     sizes = [p["size"] for p in points]
     accs = [p["sequence_accuracy"] for p in points]
     found = [crossing(sizes, accs, t) for t in config.thresholds]
-    out = {key: (None if v is None else int(round(v))) for key, v in
+    out = {key: (None if v is None else round(v)) for key, v in
            zip(("broken_at", "half_at", "reliable_at"), found)}
     out["thresholds"] = list(config.thresholds)
     out["largest_size"] = max(sizes) if sizes else None
@@ -121,7 +122,7 @@ def sentence(v: dict, sizes: list[int]) -> str:
 def plan(samples: list[Sample], config: AuditConfig) -> tuple[list[Sample], list[Sample], list[int]]:
     """(training pool, held-out test, sizes that fit); bad input is one clear UserError."""
     sizes = list(config.sizes)
-    if not sizes or any(n < 2 for n in sizes) or any(b <= a for a, b in zip(sizes, sizes[1:])):
+    if not sizes or any(n < 2 for n in sizes) or any(b <= a for a, b in itertools.pairwise(sizes)):
         raise UserError(f"--sizes must be increasing whole numbers of at least 2, got {sizes}")
     pool, test = split(samples, config.test_fraction, config.seed)
     test = test[:config.max_test]
@@ -142,8 +143,8 @@ def plan(samples: list[Sample], config: AuditConfig) -> tuple[list[Sample], list
 def needed(size: int, config: AuditConfig) -> int:
     """Images a folder needs so that ``size`` files remain after the held-out part."""
     total = max(math.ceil(size / (1 - config.test_fraction)), size + config.min_test)
-    while int(round(total * config.test_fraction)) < config.min_test or \
-            total - int(round(total * config.test_fraction)) < size:
+    while round(total * config.test_fraction) < config.min_test or \
+            total - round(total * config.test_fraction) < size:
         total += 1
     return total
 
@@ -162,7 +163,7 @@ def fit_cap(remaining: float, size: int, todo: list[int], config: AuditConfig) -
     return max(config.min_fit_seconds, remaining * size / max(1, sum(todo)))
 
 
-def next_point_estimate(points: list[dict], size: int, seeds: int) -> Optional[float]:
+def next_point_estimate(points: list[dict], size: int, seeds: int) -> float | None:
     """Seconds the next point will take: its fits' time, linear in n through the last two points
     (one point: proportional to n, which over-estimates, so the budget is kept)."""
     if not points:
@@ -279,7 +280,7 @@ def run_audit(samples: list[Sample], out: Path, config: AuditConfig = AuditConfi
     return report
 
 
-def clean_cut_share(solver, test: list[Sample]) -> Optional[float]:
+def clean_cut_share(solver, test: list[Sample]) -> float | None:
     """Share of held-out images the segmenter cuts by shape alone into as many glyphs as the label.
 
     A property of the CAPTCHA more than of the model (the cut uses only the clean-up settings
@@ -298,7 +299,7 @@ def clean_cut_share(solver, test: list[Sample]) -> Optional[float]:
     return cut / len(test)
 
 
-def details(result: dict, point: dict, clean: Optional[float]) -> dict:
+def details(result: dict, point: dict, clean: float | None) -> dict:
     """Where the CAPTCHA is weak or strong, from the largest size's last fit."""
     per_char = result["per_character_accuracy"]
     return {"size": point["size"], "reader": result["reader"],
@@ -355,8 +356,8 @@ def advice(report: dict, config: AuditConfig) -> list[str]:
     return out
 
 
-def finish(report: dict, out: Path, config: AuditConfig, last: Optional[dict] = None,
-           test: Optional[list[Sample]] = None, write_pages: bool = True) -> None:
+def finish(report: dict, out: Path, config: AuditConfig, last: dict | None = None,
+           test: list[Sample] | None = None, write_pages: bool = True) -> None:
     """Verdict, cost and advice from the points so far; report.json (atomic), then the pages."""
     report["verdict"] = verdict(report["points"], config)
     report["attacker_cost"] = attacker_cost(report["points"], config)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
-from typing import Optional
 
 from recognisers.training import save_figure
 
@@ -62,7 +61,7 @@ def fmt(value, spec: str = ".1%") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def page(report: dict, curve: Path, hardest: Optional[Path]) -> str:
+def page(report: dict, curve: Path, hardest: Path | None) -> str:
     """The whole page as one HTML string."""
     points = [[p["size"], p["seeds"], fmt(p["sequence_accuracy"]), f"{fmt(p['ci_low'])} to {fmt(p['ci_high'])}",
                fmt(p["char_accuracy"]), f"{p['train_seconds']:.0f}", f"{p['ms_per_captcha']:.1f}",
@@ -78,17 +77,19 @@ def page(report: dict, curve: Path, hardest: Optional[Path]) -> str:
     parts = [
         f"<h1>CAPTCHA audit: {html.escape(report['dataset'])}</h1>",
         f"<p class=verdict>{html.escape(report['verdict']['sentence'])}</p>", stopped,
-        f"<p>{report['images']} labelled images; {report['test_count']} held out by file, "
-        f"training subsets drawn from the other {report['train_pool']}.</p>",
+        (f"<p>{report['images']} labelled images; {report['test_count']} held out by file, "
+        f"training subsets drawn from the other {report['train_pool']}.</p>"),
         f"<img src='{data_uri(curve)}' alt='learning curve'>",
         "<h2>Learning curve</h2>",
-        table(points, ["samples", "seeds", "sequence acc.", "95% interval", "char acc.", "train s", "ms/CAPTCHA", "reader"]),
+        table(points, ["samples", "seeds", "sequence acc.", "95% interval", "char acc.", "train s",
+                       "ms/CAPTCHA", "reader"]),
         "<h2>What an attacker pays</h2>", table(cost_rows, ["", "value"]),
         "<h2>Advice (measured)</h2>", f"<ul>{advice}</ul>",
         f"<h2>Weak and strong points (at {d.get('size', 'n/a')} samples, reader {d.get('reader', 'n/a')})</h2>",
-        f"<p>Images cut cleanly by shape alone: {fmt(clean)}" + ("" if clean is not None else
-                                                                  " (the chosen reader does not segment)") + "</p>",
-        "<div class=row>", table(chars, ["character", "accuracy"]), table(confusions, ["label->read", "count"]), "</div>",
+        f"<p>Images cut cleanly by shape alone: {fmt(clean)}"
+        + ("" if clean is not None else " (the chosen reader does not segment)") + "</p>",
+        "<div class=row>", table(chars, ["character", "accuracy"]),
+        table(confusions, ["label->read", "count"]), "</div>",
     ]
     if hardest and hardest.exists():
         parts += ["<h2>Hardest held-out CAPTCHAs</h2>", f"<img src='{data_uri(hardest)}' alt='hardest'>"]
@@ -99,7 +100,7 @@ def page(report: dict, curve: Path, hardest: Optional[Path]) -> str:
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
 
 
-def render(report: dict, out: Path, last: Optional[dict], test: Optional[list]) -> None:
+def render(report: dict, out: Path, last: dict | None, test: list | None) -> None:
     """Write curve.png, hardest.png (when a fit was read) and report.html into ``out``."""
     from captcha.evaluate import worst_cases
 

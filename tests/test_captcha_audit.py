@@ -1,6 +1,7 @@
 """captcha audit: curve bookkeeping, interval and interpolation arithmetic, budget stop, Ctrl-C, bad input."""
 
 import json
+
 import pytest
 
 from captcha.audit import AuditConfig, crossing, run_audit, verdict, wilson
