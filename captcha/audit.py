@@ -55,6 +55,7 @@ class AuditConfig:
     human_usd_per_1000: float = 1.0  # Motoyama et al. 2010
     human_seconds: float = 15.0      # Motoyama et al. 2010 (10 to 20 s)
     z: float = 1.96                  # 95% interval
+    min_confusions: int = 5          # a confusion seen fewer times is no advice
 
     def seeds_for(self, size: int) -> int:
         return self.seeds_small if size <= self.small_size else 1
@@ -70,7 +71,8 @@ def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z / denom * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if correct == 0 else max(0.0, centre - half)  # exact at the ends (no round-off)
+    return low, 1.0 if correct == total else min(1.0, centre + half)
 
 
 def crossing(sizes: Sequence[int], accuracies: Sequence[float], threshold: float) -> float | None:
@@ -344,8 +346,8 @@ def advice(report: dict, config: AuditConfig) -> list[str]:
     if d.get("clean_cut_share") is not None and d["clean_cut_share"] >= 0.8:
         out.append(f"Characters rarely touch: {d['clean_cut_share']:.0%} of held-out images were cut "
                    "cleanly by shape alone; make glyphs overlap or join them.")
-    if d.get("top_confusions"):
-        pair, count = next(iter(d["top_confusions"].items()))
+    pair, count = next(iter((d.get("top_confusions") or {"": 0}).items()))
+    if count >= config.min_confusions:
         a, b = pair.split("->")
         out.append(f"'{a}' is read as '{b}' most often ({count} times at {d['size']} samples): "
                    "keeping look-alike characters in the charset is what makes it harder.")

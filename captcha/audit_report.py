@@ -28,7 +28,8 @@ def plot_curve(report: dict, png: Path) -> None:
         ax.fill_between(sizes, [p["ci_low"] for p in points], [p["ci_high"] for p in points],
                         alpha=0.25, label="95% interval (Wilson)")
         acc = [p["sequence_accuracy"] for p in points]
-        err = [[a - p["ci_low"] for a, p in zip(acc, points)], [p["ci_high"] - a for a, p in zip(acc, points)]]
+        err = [[max(0.0, a - p["ci_low"]) for a, p in zip(acc, points)],
+               [max(0.0, p["ci_high"] - a) for a, p in zip(acc, points)]]
         ax.errorbar(sizes, acc, yerr=err, fmt="o-", capsize=3, label="sequence accuracy")
         ax.plot(sizes, [p["char_accuracy"] for p in points], "s--", ms=3, lw=1, label="character accuracy")
         ax.set_xscale("log")
