@@ -192,15 +192,27 @@ def fit_reader(samples: list[Sample], out: Path, seed: int, cap: float, config: 
     sequence = SequenceConfig(max_seconds=min(SequenceConfig.max_seconds, cap))
     choice = ChoiceConfig(time_budget=min(ChoiceConfig.time_budget, cap),
                           min_sequence_seconds=min(ChoiceConfig.min_sequence_seconds, cap / 2))
-    return train_reader(samples, out, reader=config.reader, seed=seed, force=True,
-                        log=lambda _: None, verbose=0, epochs=config.epochs,
-                        sequence=sequence, choice=choice)
+    options = {"seed": seed, "force": True, "log": lambda _: None, "verbose": 0, "epochs": config.epochs,
+                   "sequence": sequence, "choice": choice}
+    try:
+        return train_reader(samples, out, reader=config.reader, **options)
+    except UserError:
+        if config.reader != "auto":
+            raise
+        # the segmenter cannot train on these few images (too few cut): the other reader still can
+        return train_reader(samples, out, reader="sequence", **options)
 
 
 def measure(solver, test: list[Sample]) -> dict:
     from captcha.evaluate import evaluate
 
     return evaluate(solver, test)
+
+
+def failed_fit(count: int, seconds: float, reason: str) -> dict:
+    """A draw no reader could train on: none of the held-out images is read."""
+    return {"sequence_accuracy": 0.0, "count": count, "char_accuracy": 0.0, "train_seconds": seconds,
+            "images_per_second": None, "reader": "none", "failed": reason}
 
 
 def pooled_point(size: int, fits: list[dict], config: AuditConfig) -> dict:
@@ -212,8 +224,14 @@ def pooled_point(size: int, fits: list[dict], config: AuditConfig) -> dict:
             "ci_low": low, "ci_high": high, "correct": correct, "read": total,
             "char_accuracy": float(np.mean([f["char_accuracy"] for f in fits])),
             "train_seconds": float(np.mean([f["train_seconds"] for f in fits])),
-            "ms_per_captcha": float(np.mean([1000.0 / f["images_per_second"] for f in fits])),
-            "readers": [f["reader"] for f in fits]}
+            "ms_per_captcha": mean_or_none([1000.0 / f["images_per_second"] for f in fits
+                                            if f["images_per_second"]]),
+            "readers": [f["reader"] for f in fits],
+            "failed": [f["failed"] for f in fits if "failed" in f]}
+
+
+def mean_or_none(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 # --- the output folder -------------------------------------------------------------------------
@@ -261,18 +279,23 @@ def run_audit(samples: list[Sample], out: Path, config: AuditConfig = AuditConfi
                 for k, subset in enumerate(draws(pool, size, seeds, config.seed)):
                     cap = fit_cap(config.time_budget - (clock() - started), size, todo, config)
                     t = clock()
-                    solver = trainer(subset, Path(work) / f"n{size}_s{k}", config.seed + k, cap, config)
-                    train_seconds = clock() - t
-                    result = measure(solver, test)
-                    fits.append({**result, "train_seconds": train_seconds, "reader": solver.reader})
-                    last, last_solver = result, solver
+                    try:
+                        solver = trainer(subset, Path(work) / f"n{size}_s{k}", config.seed + k, cap, config)
+                    except UserError as exc:  # no reader trains on so few: this draw reads nothing
+                        fits.append(failed_fit(len(test), clock() - t, str(exc)))
+                    else:
+                        train_seconds = clock() - t
+                        result = measure(solver, test)
+                        fits.append({**result, "train_seconds": train_seconds, "reader": solver.reader})
+                        last, last_solver = result, solver
                     todo.remove(size)
                     if progress:
                         progress(size, clock() - started, todo)
                 point = pooled_point(size, fits, config)
                 point["point_seconds"] = clock() - point_started
                 report["points"].append(point)
-                report["details"] = details(last, point, clean_cut_share(last_solver, test))
+                if last:
+                    report["details"] = details(last, point, clean_cut_share(last_solver, test))
                 finish(report, out, config, write_pages=False)
     except (KeyboardInterrupt, Terminated):
         report["stopped"] = f"interrupted after {len(report['points'])} point(s)"
@@ -324,7 +347,7 @@ def attacker_cost(points: list[dict], config: AuditConfig) -> dict:
             "attempts_per_success": (1.0 / acc) if acc > 0 else None,
             "train_cpu_seconds": top["train_seconds"],
             "ms_per_solve": top["ms_per_captcha"],
-            "ms_per_success": top["ms_per_captcha"] / acc if acc > 0 else None,
+            "ms_per_success": top["ms_per_captcha"] / acc if acc > 0 and top["ms_per_captcha"] else None,
             "labelling_usd_at_human_rate": round(top["size"] * per_solve, 2),
             "human_usd_per_1000": config.human_usd_per_1000,
             "human_seconds_per_solve": config.human_seconds,

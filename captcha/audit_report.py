@@ -65,7 +65,7 @@ def fmt(value, spec: str = ".1%") -> str:
 def page(report: dict, curve: Path, hardest: Path | None) -> str:
     """The whole page as one HTML string."""
     points = [[p["size"], p["seeds"], fmt(p["sequence_accuracy"]), f"{fmt(p['ci_low'])} to {fmt(p['ci_high'])}",
-               fmt(p["char_accuracy"]), f"{p['train_seconds']:.0f}", f"{p['ms_per_captcha']:.1f}",
+               fmt(p["char_accuracy"]), f"{p['train_seconds']:.0f}", fmt(p["ms_per_captcha"], ".1f"),
                ", ".join(sorted(set(p["readers"])))] for p in report["points"]]
     cost = report["attacker_cost"]
     cost_rows = [[k.replace("_", " "), v if not isinstance(v, float) else f"{v:.4g}"] for k, v in cost.items()]

@@ -39,9 +39,9 @@ class FakeSolver:
 class FakeTrainer:
     """Records every training subset; advances a fake clock by one second per training image."""
 
-    def __init__(self, accuracy=0.5, interrupt_at=None):
+    def __init__(self, accuracy=0.5, interrupt_at=None, fail_at=None):
         self.now, self.calls, self.read = 0.0, [], []
-        self.accuracy, self.interrupt_at = accuracy, interrupt_at
+        self.accuracy, self.interrupt_at, self.fail_at = accuracy, interrupt_at, fail_at
 
     def clock(self):
         return self.now
@@ -51,6 +51,8 @@ class FakeTrainer:
             raise KeyboardInterrupt
         self.calls.append((len(subset), seed, {s.path for s in subset}, cap))
         self.now += len(subset)
+        if len(self.calls) - 1 == self.fail_at:
+            raise UserError("too few images could be segmented to train on")
         return FakeSolver(self.accuracy, self.read)
 
 
@@ -109,6 +111,16 @@ def test_time_budget_stops_before_a_point_that_would_exceed_it(folder, tmp_path)
     assert all(cap <= 100 for *_, cap in fake.calls)
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
     assert len(saved["points"]) == 3 and saved["stopped"] == report["stopped"]
+
+
+def test_a_draw_no_reader_trains_on_counts_as_read_nothing(folder, tmp_path):
+    fake = FakeTrainer(accuracy=0.5, fail_at=0)
+    config = AuditConfig(sizes=(10, 20), seeds_small=2, time_budget=1e6)
+    report = run_audit(load_folder(folder), tmp_path / "out", config, trainer=fake, clock=fake.clock)
+    first = report["points"][0]
+    assert (first["correct"], first["read"]) == (15, 60) and first["readers"] == ["none", "segment"]
+    assert first["failed"] == ["too few images could be segmented to train on"]
+    assert report["points"][1]["sequence_accuracy"] == 0.5 and report["points"][1]["failed"] == []
 
 
 def test_interrupted_audit_leaves_a_readable_partial_report(folder, tmp_path):
