@@ -74,7 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the image with --model and draw the boxes the reader used, with its characters")
     p.add_argument("--length", type=int, default=None, help="expected number of glyphs")
     p.add_argument("--line-kernel", type=int, default=0)
+
+    add_audit_parser(sub)
     return parser
+
+
+def add_audit_parser(sub) -> None:
+    from captcha.audit import AuditConfig
+
+    d = AuditConfig()
+    p = sub.add_parser("audit", help="learning curve: how many labelled samples it takes to break a CAPTCHA")
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--sizes", default=",".join(map(str, d.sizes)), help="training sizes, increasing")
+    p.add_argument("--time-budget", default=f"{d.time_budget / 60:g}m", help="whole audit: 30m, 90s, 1h")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--human-usd-per-1000", type=float, default=d.human_usd_per_1000,
+                   help="what a human solving service charges per 1000 CAPTCHAs (default: Motoyama et al. 2010)")
+    p.add_argument("--human-seconds", type=float, default=d.human_seconds,
+                   help="a human solving service's seconds per CAPTCHA (default: Motoyama et al. 2010)")
+    p.add_argument("--force", action="store_true", help="replace a previous audit in OUT")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -212,8 +231,14 @@ def read_boxes(args: argparse.Namespace) -> tuple[list, str]:
     return reading.boxes, reading.text
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from captcha.audit import command
+
+    return command(args)
+
+
 COMMANDS = {"generate": cmd_generate, "train": cmd_train, "predict": cmd_predict,
-            "evaluate": cmd_evaluate, "segment": cmd_segment}
+            "evaluate": cmd_evaluate, "segment": cmd_segment, "audit": cmd_audit}
 
 
 def _main(argv: Sequence[str] | None) -> int:
