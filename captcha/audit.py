@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,27 +42,28 @@ class AuditConfig:
     """
 
     sizes: tuple[int, ...] = (50, 100, 200, 500, 1000, 2000)
-    seeds_small: int = 3             # draws per size up to small_size (one lucky draw is no point)
+    seeds_small: int = 3  # draws per size up to small_size (one lucky draw is no point)
     small_size: int = 200
-    test_fraction: float = 0.2       # of the folder, held out by file
-    max_test: int = 1000             # held-out images read per fit at most (bounds the reading time)
-    min_test: int = 20               # fewer held-out images give no usable interval
-    time_budget: float = 1800.0      # seconds for the whole audit
-    min_fit_seconds: float = 20.0    # a fit given less than this cannot train a reader
+    test_fraction: float = 0.2  # of the folder, held out by file
+    max_test: int = 1000  # held-out images read per fit at most (bounds the reading time)
+    min_test: int = 20  # fewer held-out images give no usable interval
+    time_budget: float = 1800.0  # seconds for the whole audit
+    min_fit_seconds: float = 20.0  # a fit given less than this cannot train a reader
     seed: int = 0
-    reader: str = "auto"             # the readers' default choice (the best reader)
-    epochs: int | None = None     # None: each reader's own (tests pass a few)
+    reader: str = "auto"  # the readers' default choice (the best reader)
+    epochs: int | None = None  # None: each reader's own (tests pass a few)
     thresholds: tuple[float, float, float] = (0.01, 0.5, 0.9)  # broken, half, reliable
     human_usd_per_1000: float = 1.0  # Motoyama et al. 2010
-    human_seconds: float = 15.0      # Motoyama et al. 2010 (10 to 20 s)
-    z: float = 1.96                  # 95% interval
-    min_confusions: int = 5          # a confusion seen fewer times is no advice
+    human_seconds: float = 15.0  # Motoyama et al. 2010 (10 to 20 s)
+    z: float = 1.96  # 95% interval
+    min_confusions: int = 5  # a confusion seen fewer times is no advice
 
     def seeds_for(self, size: int) -> int:
         return self.seeds_small if size <= self.small_size else 1
 
 
 # --- arithmetic -------------------------------------------------------------------------------
+
 
 def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval of a proportion: sound at 0 and 1 and for small counts."""
@@ -94,8 +96,10 @@ def verdict(points: list[dict], config: AuditConfig) -> dict:
     sizes = [p["size"] for p in points]
     accs = [p["sequence_accuracy"] for p in points]
     found = [crossing(sizes, accs, t) for t in config.thresholds]
-    out = {key: (None if v is None else round(v)) for key, v in
-           zip(("broken_at", "half_at", "reliable_at"), found)}
+    out: dict[str, Any] = {
+        key: (None if v is None else round(v))
+        for key, v in zip(("broken_at", "half_at", "reliable_at"), found)
+    }
     out["thresholds"] = list(config.thresholds)
     out["largest_size"] = max(sizes) if sizes else None
     out["sentence"] = sentence(out, sizes)
@@ -107,8 +111,11 @@ def sentence(v: dict, sizes: list[int]) -> str:
     if not sizes:
         return "No point was measured, so there is no verdict."
     parts = []
-    for key, what in (("broken_at", "broken (>= 1% read)"), ("half_at", "read half the time"),
-                      ("reliable_at", "read reliably (>= 90%)")):
+    for key, what in (
+        ("broken_at", "broken (>= 1% read)"),
+        ("half_at", "read half the time"),
+        ("reliable_at", "read reliably (>= 90%)"),
+    ):
         n = v[key]
         if n is None:
             parts.append(f"{what}: not reached with {sizes[-1]} samples")
@@ -121,21 +128,26 @@ def sentence(v: dict, sizes: list[int]) -> str:
 
 # --- planning -------------------------------------------------------------------------------
 
+
 def plan(samples: list[Sample], config: AuditConfig) -> tuple[list[Sample], list[Sample], list[int]]:
     """(training pool, held-out test, sizes that fit); bad input is one clear UserError."""
     sizes = list(config.sizes)
     if not sizes or any(n < 2 for n in sizes) or any(b <= a for a, b in itertools.pairwise(sizes)):
         raise UserError(f"--sizes must be increasing whole numbers of at least 2, got {sizes}")
     pool, test = split(samples, config.test_fraction, config.seed)
-    test = test[:config.max_test]
+    test = test[: config.max_test]
     if len(test) < config.min_test or len(pool) < sizes[0]:
-        raise UserError(f"{len(samples)} labelled images are too few: the smallest size {sizes[0]} "
-                        f"needs at least {needed(sizes[0], config)} (the test part is "
-                        f"{config.test_fraction:.0%}, at least {config.min_test} images)")
+        raise UserError(
+            f"{len(samples)} labelled images are too few: the smallest size {sizes[0]} "
+            f"needs at least {needed(sizes[0], config)} (the test part is "
+            f"{config.test_fraction:.0%}, at least {config.min_test} images)"
+        )
     first_needs = config.seeds_for(sizes[0]) * config.min_fit_seconds
     if config.time_budget < first_needs:
-        raise UserError(f"--time-budget {config.time_budget:.0f}s is too small for one point: the first "
-                        f"size's {config.seeds_for(sizes[0])} fits need at least {first_needs:.0f}s")
+        raise UserError(
+            f"--time-budget {config.time_budget:.0f}s is too small for one point: the first "
+            f"size's {config.seeds_for(sizes[0])} fits need at least {first_needs:.0f}s"
+        )
     fit = [n for n in sizes if n <= len(pool)]
     if len(fit) < len(sizes):
         note(f"only {len(pool)} images to train on: sizes above {fit[-1]} dropped")
@@ -145,8 +157,10 @@ def plan(samples: list[Sample], config: AuditConfig) -> tuple[list[Sample], list
 def needed(size: int, config: AuditConfig) -> int:
     """Images a folder needs so that ``size`` files remain after the held-out part."""
     total = max(math.ceil(size / (1 - config.test_fraction)), size + config.min_test)
-    while round(total * config.test_fraction) < config.min_test or \
-            total - round(total * config.test_fraction) < size:
+    while (
+        round(total * config.test_fraction) < config.min_test
+        or total - round(total * config.test_fraction) < size
+    ):
         total += 1
     return total
 
@@ -172,7 +186,7 @@ def next_point_estimate(points: list[dict], size: int, seeds: int) -> float | No
         return None
     per_fit = [(p["size"], p["point_seconds"] / p["seeds"]) for p in points[-2:]]
     if len(per_fit) == 1:
-        (n0, t0), = per_fit
+        ((n0, t0),) = per_fit
         return t0 * size / n0 * seeds
     (n0, t0), (n1, t1) = per_fit
     slope = max(0.0, (t1 - t0) / (n1 - n0))
@@ -181,7 +195,7 @@ def next_point_estimate(points: list[dict], size: int, seeds: int) -> float | No
 
 # --- training and measuring -------------------------------------------------------------------
 
-Trainer = Callable[[list[Sample], Path, int, float, AuditConfig], object]
+Trainer = Callable[[list[Sample], Path, int, float, AuditConfig], Any]  # returns a reader
 
 
 def fit_reader(samples: list[Sample], out: Path, seed: int, cap: float, config: AuditConfig):
@@ -190,10 +204,19 @@ def fit_reader(samples: list[Sample], out: Path, seed: int, cap: float, config: 
     from captcha.sequence import SequenceConfig
 
     sequence = SequenceConfig(max_seconds=min(SequenceConfig.max_seconds, cap))
-    choice = ChoiceConfig(time_budget=min(ChoiceConfig.time_budget, cap),
-                          min_sequence_seconds=min(ChoiceConfig.min_sequence_seconds, cap / 2))
-    options = {"seed": seed, "force": True, "log": lambda _: None, "verbose": 0, "epochs": config.epochs,
-                   "sequence": sequence, "choice": choice}
+    choice = ChoiceConfig(
+        time_budget=min(ChoiceConfig.time_budget, cap),
+        min_sequence_seconds=min(ChoiceConfig.min_sequence_seconds, cap / 2),
+    )
+    options: dict[str, Any] = {
+        "seed": seed,
+        "force": True,
+        "log": lambda _: None,
+        "verbose": 0,
+        "epochs": config.epochs,
+        "sequence": sequence,
+        "choice": choice,
+    }
     try:
         return train_reader(samples, out, reader=config.reader, **options)
     except UserError:
@@ -211,8 +234,15 @@ def measure(solver, test: list[Sample]) -> dict:
 
 def failed_fit(count: int, seconds: float, reason: str) -> dict:
     """A draw no reader could train on: none of the held-out images is read."""
-    return {"sequence_accuracy": 0.0, "count": count, "char_accuracy": 0.0, "train_seconds": seconds,
-            "images_per_second": None, "reader": "none", "failed": reason}
+    return {
+        "sequence_accuracy": 0.0,
+        "count": count,
+        "char_accuracy": 0.0,
+        "train_seconds": seconds,
+        "images_per_second": None,
+        "reader": "none",
+        "failed": reason,
+    }
 
 
 def pooled_point(size: int, fits: list[dict], config: AuditConfig) -> dict:
@@ -220,14 +250,22 @@ def pooled_point(size: int, fits: list[dict], config: AuditConfig) -> dict:
     correct = sum(round(f["sequence_accuracy"] * f["count"]) for f in fits)
     total = sum(f["count"] for f in fits)
     low, high = wilson(correct, total, config.z)
-    return {"size": size, "seeds": len(fits), "sequence_accuracy": correct / total,
-            "ci_low": low, "ci_high": high, "correct": correct, "read": total,
-            "char_accuracy": float(np.mean([f["char_accuracy"] for f in fits])),
-            "train_seconds": float(np.mean([f["train_seconds"] for f in fits])),
-            "ms_per_captcha": mean_or_none([1000.0 / f["images_per_second"] for f in fits
-                                            if f["images_per_second"]]),
-            "readers": [f["reader"] for f in fits],
-            "failed": [f["failed"] for f in fits if "failed" in f]}
+    return {
+        "size": size,
+        "seeds": len(fits),
+        "sequence_accuracy": correct / total,
+        "ci_low": low,
+        "ci_high": high,
+        "correct": correct,
+        "read": total,
+        "char_accuracy": float(np.mean([f["char_accuracy"] for f in fits])),
+        "train_seconds": float(np.mean([f["train_seconds"] for f in fits])),
+        "ms_per_captcha": mean_or_none(
+            [1000.0 / f["images_per_second"] for f in fits if f["images_per_second"]]
+        ),
+        "readers": [f["reader"] for f in fits],
+        "failed": [f["failed"] for f in fits if "failed" in f],
+    }
 
 
 def mean_or_none(values: list[float]) -> float | None:
@@ -236,20 +274,32 @@ def mean_or_none(values: list[float]) -> float | None:
 
 # --- the output folder -------------------------------------------------------------------------
 
+
 def prepare_out(out: Path, force: bool) -> None:
     """Same rules as model folders: never a user's folder; ``force`` replaces only an audit."""
     check_writable_target(out, force, KIND)
     if out.exists() and model_kind(out) == KIND:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_meta(out, KIND, FORMAT_VERSION, {"what": "captcha audit output (report.json, report.html, curve.png)"})
+    write_meta(
+        out, KIND, FORMAT_VERSION, {"what": "captcha audit output (report.json, report.html, curve.png)"}
+    )
 
 
 # --- the audit -----------------------------------------------------------------------------------
 
-def run_audit(samples: list[Sample], out: Path, config: AuditConfig = AuditConfig(), *,
-              force: bool = False, dataset: str = "", trainer: Trainer = fit_reader,
-              clock: Callable[[], float] = time.monotonic, progress=None) -> dict:
+
+def run_audit(
+    samples: list[Sample],
+    out: Path,
+    config: AuditConfig = AuditConfig(),
+    *,
+    force: bool = False,
+    dataset: str = "",
+    trainer: Trainer = fit_reader,
+    clock: Callable[[], float] = time.monotonic,
+    progress=None,
+) -> dict:
     """Measure the learning curve into ``out``; returns the report (also on budget stop).
 
     Ctrl-C or SIGTERM: the points measured so far are written (report, page, curve), then it re-raises.
@@ -257,10 +307,17 @@ def run_audit(samples: list[Sample], out: Path, config: AuditConfig = AuditConfi
     pool, test, sizes = plan(samples, config)
     prepare_out(out, force)
     started = clock()
-    report = {"dataset": dataset, "images": len(samples), "test_count": len(test),
-              "train_pool": len(pool), "config": jsonable(config), "points": [],
-              "sizes_dropped": [n for n in config.sizes if n not in sizes],
-              "stopped": None, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    report: dict[str, Any] = {
+        "dataset": dataset,
+        "images": len(samples),
+        "test_count": len(test),
+        "train_pool": len(pool),
+        "config": jsonable(config),
+        "points": [],
+        "sizes_dropped": [n for n in config.sizes if n not in sizes],
+        "stopped": None,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     last: dict = {}
     last_solver = None
     todo = [n for n in sizes for _ in range(config.seeds_for(n))]
@@ -271,8 +328,10 @@ def run_audit(samples: list[Sample], out: Path, config: AuditConfig = AuditConfi
                 estimate = next_point_estimate(report["points"], size, seeds)
                 left = config.time_budget - (clock() - started)
                 if estimate is not None and estimate > left:
-                    report["stopped"] = (f"time budget: size {size} would take about {estimate:.0f}s, "
-                                         f"{max(0.0, left):.0f}s left of {config.time_budget:.0f}s")
+                    report["stopped"] = (
+                        f"time budget: size {size} would take about {estimate:.0f}s, "
+                        f"{max(0.0, left):.0f}s left of {config.time_budget:.0f}s"
+                    )
                     note(f"stopped before size {size}: {report['stopped']}")
                     break
                 point_started, fits = clock(), []
@@ -311,7 +370,9 @@ def clean_cut_share(solver, test: list[Sample]) -> float | None:
     A property of the CAPTCHA more than of the model (the cut uses only the clean-up settings
     tuned at training). None when the reader kept does not segment.
     """
-    segmenter = solver if getattr(solver, "reader", None) == "segment" else getattr(solver, "segment", None)
+    segmenter: Any = (
+        solver if getattr(solver, "reader", None) == "segment" else getattr(solver, "segment", None)
+    )
     if not callable(getattr(segmenter, "segment", None)):
         return None
     cut = 0
@@ -327,13 +388,16 @@ def clean_cut_share(solver, test: list[Sample]) -> float | None:
 def details(result: dict, point: dict, clean: float | None) -> dict:
     """Where the CAPTCHA is weak or strong, from the largest size's last fit."""
     per_char = result["per_character_accuracy"]
-    return {"size": point["size"], "reader": result["reader"],
-            "per_character_accuracy": per_char,
-            "weakest_characters": sorted(per_char, key=per_char.get)[:5],
-            "strongest_characters": sorted(per_char, key=per_char.get, reverse=True)[:5],
-            "top_confusions": result["top_confusions"],
-            "clean_cut_share": clean,
-            "length_mismatch_rate": result["segmentation_failure_rate"]}
+    return {
+        "size": point["size"],
+        "reader": result["reader"],
+        "per_character_accuracy": per_char,
+        "weakest_characters": sorted(per_char, key=per_char.get)[:5],
+        "strongest_characters": sorted(per_char, key=per_char.get, reverse=True)[:5],
+        "top_confusions": result["top_confusions"],
+        "clean_cut_share": clean,
+        "length_mismatch_rate": result["segmentation_failure_rate"],
+    }
 
 
 def attacker_cost(points: list[dict], config: AuditConfig) -> dict:
@@ -343,52 +407,75 @@ def attacker_cost(points: list[dict], config: AuditConfig) -> dict:
     top = points[-1]
     acc = top["sequence_accuracy"]
     per_solve = config.human_usd_per_1000 / 1000
-    return {"size": top["size"],
-            "attempts_per_success": (1.0 / acc) if acc > 0 else None,
-            "train_cpu_seconds": top["train_seconds"],
-            "ms_per_solve": top["ms_per_captcha"],
-            "ms_per_success": top["ms_per_captcha"] / acc if acc > 0 and top["ms_per_captcha"] else None,
-            "labelling_usd_at_human_rate": round(top["size"] * per_solve, 2),
-            "human_usd_per_1000": config.human_usd_per_1000,
-            "human_seconds_per_solve": config.human_seconds,
-            "human_source": "Motoyama et al., Re: CAPTCHAs, USENIX Security 2010"}
+    return {
+        "size": top["size"],
+        "attempts_per_success": (1.0 / acc) if acc > 0 else None,
+        "train_cpu_seconds": top["train_seconds"],
+        "ms_per_solve": top["ms_per_captcha"],
+        "ms_per_success": top["ms_per_captcha"] / acc if acc > 0 and top["ms_per_captcha"] else None,
+        "labelling_usd_at_human_rate": round(top["size"] * per_solve, 2),
+        "human_usd_per_1000": config.human_usd_per_1000,
+        "human_seconds_per_solve": config.human_seconds,
+        "human_source": "Motoyama et al., Re: CAPTCHAs, USENIX Security 2010",
+    }
 
 
 def advice(report: dict, config: AuditConfig) -> list[str]:
     """Concrete advice, each line backed by a measured figure (none where the data says nothing)."""
-    out, points, d = [], report["points"], report.get("details") or {}
+    out: list[str] = []
+    points, d = report["points"], report.get("details") or {}
     if not points:
         return out
     v, top = report["verdict"], points[-1]
     if v["broken_at"] is not None and v["broken_at"] <= 500:
-        out.append(f"Broken (>= 1% read) with about {v['broken_at']} labelled samples: Ye et al. "
-                   "(CCS 2018) broke 11 live schemes with about 500 each; an attacker can afford this.")
+        out.append(
+            f"Broken (>= 1% read) with about {v['broken_at']} labelled samples: Ye et al. "
+            "(CCS 2018) broke 11 live schemes with about 500 each; an attacker can afford this."
+        )
     if v["broken_at"] is None:
-        out.append(f"Not broken by this reader with {top['size']} samples "
-                   f"(95% interval up to {top['ci_high']:.1%}); a stronger attacker with more labels may still.")
+        out.append(
+            f"Not broken by this reader with {top['size']} samples "
+            f"(95% interval up to {top['ci_high']:.1%}); a stronger attacker with more labels may still."
+        )
     if d.get("clean_cut_share") is not None and d["clean_cut_share"] >= 0.8:
-        out.append(f"Characters rarely touch: {d['clean_cut_share']:.0%} of held-out images were cut "
-                   "cleanly by shape alone; make glyphs overlap or join them.")
+        out.append(
+            f"Characters rarely touch: {d['clean_cut_share']:.0%} of held-out images were cut "
+            "cleanly by shape alone; make glyphs overlap or join them."
+        )
     pair, count = next(iter((d.get("top_confusions") or {"": 0}).items()))
     if count >= config.min_confusions:
         a, b = pair.split("->")
-        out.append(f"'{a}' is read as '{b}' most often ({count} times at {d['size']} samples): "
-                   "keeping look-alike characters in the charset is what makes it harder.")
+        out.append(
+            f"'{a}' is read as '{b}' most often ({count} times at {d['size']} samples): "
+            "keeping look-alike characters in the charset is what makes it harder."
+        )
     if len(points) >= 2 and top["ci_low"] > points[-2]["ci_high"]:
-        out.append(f"Accuracy is still rising at {top['size']} samples "
-                   f"({points[-2]['sequence_accuracy']:.1%} -> {top['sequence_accuracy']:.1%}): "
-                   "more labels would read more.")
+        out.append(
+            f"Accuracy is still rising at {top['size']} samples "
+            f"({points[-2]['sequence_accuracy']:.1%} -> {top['sequence_accuracy']:.1%}): "
+            "more labels would read more."
+        )
     return out
 
 
-def finish(report: dict, out: Path, config: AuditConfig, last: dict | None = None,
-           test: list[Sample] | None = None, write_pages: bool = True) -> None:
+def finish(
+    report: dict,
+    out: Path,
+    config: AuditConfig,
+    last: dict | None = None,
+    test: list[Sample] | None = None,
+    write_pages: bool = True,
+) -> None:
     """Verdict, cost and advice from the points so far; report.json (atomic), then the pages."""
     report["verdict"] = verdict(report["points"], config)
     report["attacker_cost"] = attacker_cost(report["points"], config)
     report["advice"] = advice(report, config)
-    report["files"] = {"report": REPORT, "html": "report.html", "curve": "curve.png",
-                       "hardest": "hardest.png"}
+    report["files"] = {
+        "report": REPORT,
+        "html": "report.html",
+        "curve": "curve.png",
+        "hardest": "hardest.png",
+    }
     write_json(out / REPORT, report)
     if write_pages:
         from captcha.audit_report import render
@@ -429,14 +516,24 @@ def command(args) -> int:
 
     from captcha.data import load_folder
 
-    config = with_options(AuditConfig(), sizes=parse_sizes(args.sizes), seed=args.seed,
-                          time_budget=parse_duration(args.time_budget),
-                          human_usd_per_1000=args.human_usd_per_1000, human_seconds=args.human_seconds)
+    config = with_options(
+        AuditConfig(),
+        sizes=parse_sizes(args.sizes),
+        seed=args.seed,
+        time_budget=parse_duration(args.time_budget),
+        human_usd_per_1000=args.human_usd_per_1000,
+        human_seconds=args.human_seconds,
+    )
     if config.human_usd_per_1000 < 0 or config.human_seconds < 0:
         raise UserError("--human-usd-per-1000 and --human-seconds must not be negative")
     samples = load_folder(args.data_dir)
-    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-               TextColumn("left about"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left about"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, transient=True) as bar:
         total = sum(n * config.seeds_for(n) for n in config.sizes if n <= len(samples))
         task = bar.add_task("audit", total=total)
@@ -444,8 +541,9 @@ def command(args) -> int:
         def progress(size: int, elapsed: float, todo: list[int]) -> None:
             bar.update(task, completed=total - sum(todo), description=f"size {size} done, {elapsed:.0f}s")
 
-        report = run_audit(samples, args.out, config, force=args.force, dataset=str(args.data_dir),
-                           progress=progress)
+        report = run_audit(
+            samples, args.out, config, force=args.force, dataset=str(args.data_dir), progress=progress
+        )
     print(report["verdict"]["sentence"])
     if report["stopped"]:
         print(f"stopped early: {report['stopped']}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from recognisers.errors import ArgumentParser, UserError, note, quiet_tensorflow, run_cli
 from recognisers.paths import check_output_dir, check_output_file
@@ -20,8 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     from captcha.readers import READERS
     from captcha.synth import DEFAULT_CHARSET, STYLES
 
-    parser = ArgumentParser(prog=PROG, description="Read CAPTCHAs: OpenCV segmentation + a glyph CNN, "
-                            "or a CNN + BiGRU + CTC sequence reader.")
+    parser = ArgumentParser(
+        prog=PROG,
+        description="Read CAPTCHAs: OpenCV segmentation + a glyph CNN, "
+        "or a CNN + BiGRU + CTC sequence reader.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("generate", help="write labelled CAPTCHAs made by the built-in generator")
@@ -36,19 +39,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a labelled folder")
     p.add_argument("data_dir", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--epochs", type=int, default=None,
-                   help="most epochs (default: each reader's own, segment 15, sequence 60)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="most epochs (default: each reader's own, segment 15, sequence 60)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--case", choices=CASES, default="keep")
-    p.add_argument("--reader", choices=READERS, default="auto",
-                   help="segment: OpenCV cuts + glyph CNN; sequence: CNN + BiGRU + CTC; "
-                        "auto: train both, keep the one that reads more of a validation slice")
-    p.add_argument("--align-rounds", type=int, default=1,
-                   help="rounds of re-cutting hard images by forced alignment, then retraining")
-    p.add_argument("--line-kernel", type=int, default=None,
-                   help="height of the vertical opening that removes thin lines (default: tuned on the data)")
-    p.add_argument("--width", type=int, default=16,
-                   help="filters in the CNN's first layer (16: fast; 32: more accurate on hard sets)")
+    p.add_argument(
+        "--reader",
+        choices=READERS,
+        default="auto",
+        help="segment: OpenCV cuts + glyph CNN; sequence: CNN + BiGRU + CTC; "
+        "auto: train both, keep the one that reads more of a validation slice",
+    )
+    p.add_argument(
+        "--align-rounds",
+        type=int,
+        default=1,
+        help="rounds of re-cutting hard images by forced alignment, then retraining",
+    )
+    p.add_argument(
+        "--line-kernel",
+        type=int,
+        default=None,
+        help="height of the vertical opening that removes thin lines (default: tuned on the data)",
+    )
+    p.add_argument(
+        "--width",
+        type=int,
+        default=16,
+        help="filters in the CNN's first layer (16: fast; 32: more accurate on hard sets)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing model")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
@@ -62,16 +85,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir", type=Path)
     p.add_argument("--report", type=Path, required=True)
     p.add_argument("--case", choices=CASES, default=None, help="default: the model's")
-    p.add_argument("--worst", type=Path, default=None, help="PNG of the worst cases (default: next to the report)")
-    p.add_argument("--label-error-confidence", type=float, default=EvaluateConfig.label_error_confidence,
-                   help="flag a wrong reading at least this confident as a suspected label error")
+    p.add_argument(
+        "--worst", type=Path, default=None, help="PNG of the worst cases (default: next to the report)"
+    )
+    p.add_argument(
+        "--label-error-confidence",
+        type=float,
+        default=EvaluateConfig.label_error_confidence,
+        help="flag a wrong reading at least this confident as a suspected label error",
+    )
 
     p = sub.add_parser("segment", help="draw the glyph boxes the segmenter finds")
     p.add_argument("image", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--model", type=Path, default=None, help="use this model's segmentation settings")
-    p.add_argument("--read", action="store_true",
-                   help="read the image with --model and draw the boxes the reader used, with its characters")
+    p.add_argument(
+        "--read",
+        action="store_true",
+        help="read the image with --model and draw the boxes the reader used, with its characters",
+    )
     p.add_argument("--length", type=int, default=None, help="expected number of glyphs")
     p.add_argument("--line-kernel", type=int, default=0)
 
@@ -89,10 +121,18 @@ def add_audit_parser(sub) -> None:
     p.add_argument("--sizes", default=",".join(map(str, d.sizes)), help="training sizes, increasing")
     p.add_argument("--time-budget", default=f"{d.time_budget / 60:g}m", help="whole audit: 30m, 90s, 1h")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--human-usd-per-1000", type=float, default=d.human_usd_per_1000,
-                   help="what a human solving service charges per 1000 CAPTCHAs (default: Motoyama et al. 2010)")
-    p.add_argument("--human-seconds", type=float, default=d.human_seconds,
-                   help="a human solving service's seconds per CAPTCHA (default: Motoyama et al. 2010)")
+    p.add_argument(
+        "--human-usd-per-1000",
+        type=float,
+        default=d.human_usd_per_1000,
+        help="what a human solving service charges per 1000 CAPTCHAs (default: Motoyama et al. 2010)",
+    )
+    p.add_argument(
+        "--human-seconds",
+        type=float,
+        default=d.human_seconds,
+        help="a human solving service's seconds per CAPTCHA (default: Motoyama et al. 2010)",
+    )
     p.add_argument("--force", action="store_true", help="replace a previous audit in OUT")
 
 
@@ -111,8 +151,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UserError(f"{args.out} already holds images; pass --force to replace them")
     foreign = [p.name for p in old if not GENERATED_NAME.fullmatch(p.name)]
     if foreign:  # --force replaces what generate wrote, never a user's own images
-        raise UserError(f"{args.out} holds images generate did not write ({foreign[0]}, ...); "
-                        "choose another folder")
+        raise UserError(
+            f"{args.out} holds images generate did not write ({foreign[0]}, ...); choose another folder"
+        )
     for path in old:
         path.unlink()
     paths = generate(args.out, args.count, lengths, args.charset, args.style, args.seed)
@@ -128,9 +169,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--epochs and --width must be at least 1, --align-rounds at least 0")
     samples = load_folder(args.data_dir, args.case)
     print(f"{len(samples)} labelled images in {args.data_dir}")
-    train_reader(samples, args.out, reader=args.reader, seed=args.seed, case=args.case,
-                 force=args.force, verbose=0 if args.quiet else 2, epochs=args.epochs,
-                 align_rounds=args.align_rounds, line_kernel=args.line_kernel, width=args.width)
+    train_reader(
+        samples,
+        args.out,
+        reader=args.reader,
+        seed=args.seed,
+        case=args.case,
+        force=args.force,
+        verbose=0 if args.quiet else 2,
+        epochs=args.epochs,
+        align_rounds=args.align_rounds,
+        line_kernel=args.line_kernel,
+        width=args.width,
+    )
     return 0
 
 
@@ -166,19 +217,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     check_output_file(worst, "--worst")
     solver = CaptchaSolver.load(args.model_dir)
     samples = load_folder(args.data_dir, args.case or solver.case)
-    report = evaluate(solver, samples, args.case,
-                      EvaluateConfig(label_error_confidence=args.label_error_confidence))
+    report = evaluate(
+        solver, samples, args.case, EvaluateConfig(label_error_confidence=args.label_error_confidence)
+    )
     if report["unknown_characters"]:
-        note(f"the labels hold characters the model never saw, which it cannot read: "
-             f"{report['unknown_characters']!r}")
+        note(
+            f"the labels hold characters the model never saw, which it cannot read: "
+            f"{report['unknown_characters']!r}"
+        )
     worst_cases(report, samples, worst)
     report = {k: v for k, v in report.items() if not k.startswith("_")}
-    report.update(dataset=str(args.data_dir), model_dir=str(args.model_dir), worst_cases_png=str(worst),
-                  time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    report.update(
+        dataset=str(args.data_dir),
+        model_dir=str(args.model_dir),
+        worst_cases_png=str(worst),
+        time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
     write_json(args.report, report)
-    rows = [(k, report[k]) for k in ("count", "sequence_accuracy", "char_accuracy",
-                                     "segmentation_failure_rate", "images_per_second", "reader",
-                                     "wrong_count")]
+    rows = [
+        (k, report[k])
+        for k in (
+            "count",
+            "sequence_accuracy",
+            "char_accuracy",
+            "segmentation_failure_rate",
+            "images_per_second",
+            "reader",
+            "wrong_count",
+        )
+    ]
     rows.append(("suspected_label_errors", len(report["suspected_label_errors"])))
     print_table(f"captcha evaluation: {args.data_dir}", rows)
     print(f"report: {args.report}  worst cases: {worst}")
@@ -200,8 +267,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         boxes, text = read_boxes(args)
     else:
         if args.model:
-            from recognisers.modeldir import read_meta
             from captcha.solver import FORMAT_VERSION, KIND, CaptchaSolver
+            from recognisers.modeldir import read_meta
 
             meta = read_meta(args.model, KIND, FORMAT_VERSION)
             settings, lengths = CaptchaSolver.settings_from_meta(meta, args.model)
@@ -237,8 +304,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return command(args)
 
 
-COMMANDS = {"generate": cmd_generate, "train": cmd_train, "predict": cmd_predict,
-            "evaluate": cmd_evaluate, "segment": cmd_segment, "audit": cmd_audit}
+COMMANDS = {
+    "generate": cmd_generate,
+    "train": cmd_train,
+    "predict": cmd_predict,
+    "evaluate": cmd_evaluate,
+    "segment": cmd_segment,
+    "audit": cmd_audit,
+}
 
 
 def _main(argv: Sequence[str] | None) -> int:

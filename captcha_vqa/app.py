@@ -12,9 +12,9 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request

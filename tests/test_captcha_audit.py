@@ -16,8 +16,10 @@ CHARSET = "ABCDEFGH23"
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit") / "data"
-    assert main(["generate", str(root), "--count", "150", "--length", "4", "--charset", CHARSET,
-                 "--seed", "3"]) == 0
+    assert (
+        main(["generate", str(root), "--count", "150", "--length", "4", "--charset", CHARSET, "--seed", "3"])
+        == 0
+    )
     return root
 
 
@@ -32,8 +34,10 @@ class FakeSolver:
     def read_each(self, paths):
         self.seen.append(list(paths))
         right = round(self.accuracy * len(paths))
-        return [Reading(p.name.split("_")[0] if i < right else "XXXX", 0.5, [0.5] * 4)
-                for i, p in enumerate(paths)]
+        return [
+            Reading(p.name.split("_")[0] if i < right else "XXXX", 0.5, [0.5] * 4)
+            for i, p in enumerate(paths)
+        ]
 
 
 class FakeTrainer:
@@ -65,7 +69,7 @@ def test_wilson_against_hand_worked_intervals():
 
 def test_crossing_interpolates_on_log_size():
     sizes, accs = [50, 100, 200], [0.0, 0.02, 0.6]
-    assert crossing(sizes, accs, 0.01) == pytest.approx(50 * 2 ** 0.5)  # half way in log(n)
+    assert crossing(sizes, accs, 0.01) == pytest.approx(50 * 2**0.5)  # half way in log(n)
     assert crossing(sizes, accs, 0.5) == pytest.approx(100 * 2 ** (0.48 / 0.58))
     assert crossing(sizes, accs, 0.9) is None
     assert crossing(sizes, [0.3, 0.6, 0.9], 0.01) == 50  # reached at the first point: at most that
@@ -81,8 +85,15 @@ def test_curve_bookkeeping_sizes_seeds_disjoint_files(folder, tmp_path):
     samples = load_folder(folder)
     report = run_audit(samples, tmp_path / "out", config, trainer=fake, clock=fake.clock)
     assert [(p["size"], p["seeds"]) for p in report["points"]] == [(20, 3), (40, 3), (80, 1)]
-    assert [(n, seed) for n, seed, _, _ in fake.calls] == [(20, 0), (20, 1), (20, 2), (40, 0), (40, 1),
-                                                           (40, 2), (80, 0)]
+    assert [(n, seed) for n, seed, _, _ in fake.calls] == [
+        (20, 0),
+        (20, 1),
+        (20, 2),
+        (40, 0),
+        (40, 1),
+        (40, 2),
+        (80, 0),
+    ]
     test = set(fake.read[0])
     assert len(test) == report["test_count"] == 30 and all(set(r) == test for r in fake.read)
     for _, _, files, _ in fake.calls:
@@ -135,13 +146,16 @@ def test_interrupted_audit_leaves_a_readable_partial_report(folder, tmp_path):
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".fits")]
 
 
-@pytest.mark.parametrize("options, message", [
-    (["--sizes", "200"], "too few"),  # 150 images: 120 to train on
-    (["--sizes", "20,10"], "increasing"),
-    (["--sizes", "20,x"], "whole numbers"),
-    (["--time-budget", "5s"], "too small for one point"),
-    (["--time-budget", "soon"], "duration"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--sizes", "200"], "too few"),  # 150 images: 120 to train on
+        (["--sizes", "20,10"], "increasing"),
+        (["--sizes", "20,x"], "whole numbers"),
+        (["--time-budget", "5s"], "too small for one point"),
+        (["--time-budget", "soon"], "duration"),
+    ],
+)
 def test_bad_input_is_one_error_line(folder, tmp_path, capsys, options, message):
     out = tmp_path / "out"
     code = main(["audit", str(folder), "--out", str(out), *options])
@@ -161,8 +175,9 @@ def test_refuses_a_users_folder_and_replaces_an_audit_only_with_force(folder, tm
     run_audit(load_folder(folder), tmp_path / "audit", config, trainer=fake, clock=fake.clock)
     with pytest.raises(UserError, match="--force"):
         run_audit(load_folder(folder), tmp_path / "audit", config, trainer=fake, clock=fake.clock)
-    report = run_audit(load_folder(folder), tmp_path / "audit", config, force=True, trainer=fake,
-                       clock=fake.clock)
+    report = run_audit(
+        load_folder(folder), tmp_path / "audit", config, force=True, trainer=fake, clock=fake.clock
+    )
     assert len(report["points"]) == 1
 
 
