@@ -34,7 +34,10 @@ demo-vqa: $(STAMP)
 	$(BIN)/vqa evaluate $(RUNS)/vqa --dataset easy-vqa --split test --max-questions 2000 --report $(RUNS)/vqa-report.json
 	$(BIN)/vqa predict $(RUNS)/vqa --image data/samples/vqa/sample.png --question "What shape is in the image?" --top 3
 
-test: $(STAMP)
+test: $(STAMP)   # lint, formatting and types first (cheap), then the tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
