@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from vqa.cli import main
@@ -75,21 +76,24 @@ def test_generate_cli_is_seeded_and_never_overwrites_by_accident(tmp_path, capsy
     assert len((a / MANIFEST).read_text().splitlines()) == 40
 
 
-def test_attention_model_trains_saves_loads_and_explains(tmp_path, capsys):
+@pytest.mark.parametrize("kind, filters, maps", [("attention", "8,16", (2, 8, 8)),
+                                                 ("relation", "8,8,16", (1, 4, 4))])
+def test_spatial_model_trains_saves_loads_and_explains(tmp_path, capsys, kind, filters, maps):
     from vqa.answerer import VQAModel
 
     manifest = write_shapes_set(tmp_path / "set", ShapesConfig(images=24, seed=5))
-    out = tmp_path / "att"
+    out = tmp_path / kind
     assert main(["train", "--dataset", "jsonl", "--train", str(manifest), "--out", str(out),
-                 "--model", "attention", "--image-size", "32", "--filters", "8,16",
+                 "--model", kind, "--image-size", "32", "--filters", filters,
                  "--embed-dim", "8", "--lstm-units", "8", "--hidden", "16", "--epochs", "1",
-                 "--val-fraction", "0.25", "--quiet"]) == 0
+                 "--relation-units", "8", "--val-fraction", "0.25", "--quiet"]) == 0
     image = manifest.parent / "images" / "000000.png"
     question = "What shape is the red object?"
     model, again = VQAModel.load(out), VQAModel.load(out)
     assert model.predict(image, question, top=2) == again.predict(image, question, top=2)
     explanation = model.explain(image, question)
-    assert explanation.method == "attention" and explanation.maps.shape == (2, 8, 8)
+    assert explanation.method == {"attention": "attention", "relation": "relations"}[kind]
+    assert explanation.maps.shape == maps
     assert np.allclose(explanation.maps.max(axis=(1, 2)), 1.0)
     assert [a for a, _ in explanation.answers] == [a for a, _ in model.predict(image, question,
                                                                               top=3)]

@@ -107,7 +107,7 @@ class VQAModel:
         tokens = self.questions([question])
         if self.model_config.spatial:
             probs, maps = attention_maps(self.network, pixels, tokens)
-            method = "attention"
+            method = "attention" if self.model_config.kind == "attention" else "relations"
         else:
             probs = self._forward(pixels[None], tokens, np.zeros(1, np.int32)).numpy()[0]
             maps = saliency_map(self._float_network(), pixels, tokens, int(np.argmax(probs)))

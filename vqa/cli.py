@@ -40,23 +40,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=128, help="questions per batch (about)")
     train.add_argument("--learning-rate", type=float,
-                       help="default: 2e-3 for cnn-lstm, 5e-4 for attention")
+                       help="default: 2e-3 for cnn-lstm, 5e-4 for attention, 1e-3 for relation")
     train.add_argument("--val-fraction", type=float, default=0.1,
                        help="share of training images kept for validation / early stopping")
     train.add_argument("--patience", type=int, default=3, help="early-stopping patience")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--top-answers", type=int, default=1000, help="answer vocabulary size")
     train.add_argument("--image-encoder", choices=("compact", "vgg16", "vgg19"), default="compact")
-    train.add_argument("--image-size", type=int, help="default 64 (compact), 224 (vgg)")
+    train.add_argument("--image-size", type=int,
+                       help="default 64 (compact; 80 for relation), 224 (vgg)")
     train.add_argument("--filters", help="compact CNN widths per block (default: 32,64,128 "
-                       "for cnn-lstm, 16,32,64 for attention)")
+                       "for cnn-lstm, 16,32,64 for attention, 16,32,64,64 for relation)")
     train.add_argument("--vgg-layer", choices=("fc7", "pool"), default="fc7")
     train.add_argument("--vgg-weights", default="none", help="none, imagenet or a weights file")
     train.add_argument("--model", choices=KINDS, default=ModelConfig.kind,
                        help="cnn-lstm: pooled image vector (baseline); attention: question-"
-                       "guided attention over a feature map with coordinates")
+                       "guided attention over a feature map with coordinates; relation: a "
+                       "question-conditioned relation module over pairs of cells")
     train.add_argument("--hops", type=int, default=ModelConfig.hops,
                        help="attention rounds (--model attention)")
+    train.add_argument("--relation-units", type=int, default=ModelConfig.relation_units,
+                       help="width of g, run per pair of cells (--model relation)")
     train.add_argument("--embed-dim", type=int, default=64)
     train.add_argument("--lstm-units", default="64", help="comma list, one per LSTM layer")
     train.add_argument("--hidden", type=int, default=128)
@@ -149,8 +153,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     check_writable_target(Path(args.out), args.force, KIND)
     weights = None if args.vgg_weights.lower() == "none" else args.vgg_weights
-    default_size = 64 if args.image_encoder == "compact" else 224
     defaults = settings_for(args.model)
+    default_size = defaults.encoder.image_size if args.image_encoder == "compact" else 224
     filters = _int_list(args.filters, "--filters") if args.filters else defaults.encoder.filters
     settings = TrainSettings(
         epochs=args.epochs, batch_size=args.batch_size,
@@ -160,7 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         encoder=EncoderConfig(args.image_encoder, args.image_size or default_size,
                               filters, args.vgg_layer, weights),
         network=ModelConfig(args.model, args.embed_dim, _int_list(args.lstm_units, "--lstm-units"),
-                            args.hidden, args.fusion, args.dropout, args.hops))
+                            args.hidden, args.fusion, args.dropout, args.hops,
+                            args.relation_units))
     settings.encoder.check()
     settings.network.check(settings.encoder)
     dataset = read_dataset(args)

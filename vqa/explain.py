@@ -1,7 +1,8 @@
 """Where the model looked: attention maps, or gradient saliency for a model without attention.
 
 An attention model's maps are its own softmax weights over the cells of the feature map, one
-per hop, so they show what the answer was actually read from. The baseline pools the image
+per hop, so they show what the answer was actually read from. A relation model's one map is
+each cell's share of the summed pair activations (the pairs it takes part in). The baseline pools the image
 away; for it the map is the gradient of the top answer's probability with respect to the
 pixels (largest over the colour channels), which shows the pixels the answer is most
 sensitive to.
@@ -22,7 +23,8 @@ class Explanation:
     """The answers and the maps behind them.
 
     ``maps`` has shape ``(k, h, w)``, each map scaled to a maximum of 1: one per attention hop
-    (``method == "attention"``, h x w the feature-map cells) or one gradient map at the
+    (``method == "attention"``, h x w the feature-map cells), one share of the relations
+    (``method == "relations"``, the same cells) or one gradient map at the
     image's input size (``method == "saliency"``). ``heat`` is what to look at first.
     """
 
@@ -40,6 +42,8 @@ class Explanation:
     def labels(self) -> list[str]:
         if self.method == "saliency":
             return ["gradient saliency"]
+        if self.method == "relations":
+            return ["share of the relations"]
         return [f"attention, hop {k + 1}" for k in range(len(self.maps))]
 
 

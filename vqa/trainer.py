@@ -39,15 +39,20 @@ class TrainSettings:
 # What differs per model kind. The attention model keeps an 8x8 map and reads colour from
 # the pixels too, so a narrower CNN serves it (about 4x faster on CPU); at 2e-3 it stayed on
 # the question-only plateau of a generated shapes set, at 3e-4 to 5e-4 it left it.
+# The relation model runs g per pair of cells, so it takes a 5x5 map: 80x80 images, four
+# blocks.
 KIND_DEFAULTS = {"cnn-lstm": {"filters": EncoderConfig.filters, "learning_rate": 2e-3},
-                 "attention": {"filters": (16, 32, 64), "learning_rate": 5e-4}}
+                 "attention": {"filters": (16, 32, 64), "learning_rate": 5e-4},
+                 "relation": {"filters": (16, 32, 64, 64), "learning_rate": 1e-3,
+                              "image_size": 80}}
 
 
 def settings_for(kind: str = ModelConfig.kind, **overrides) -> TrainSettings:
     """The default settings of ``vqa train --model kind``."""
     defaults = KIND_DEFAULTS[kind]
     return TrainSettings(**{"learning_rate": defaults["learning_rate"],
-                            "encoder": EncoderConfig(filters=defaults["filters"]),
+                            "encoder": EncoderConfig(filters=defaults["filters"],
+                                                     image_size=defaults.get("image_size", 64)),
                             "network": ModelConfig(kind=kind), **overrides})
 
 
