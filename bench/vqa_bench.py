@@ -51,22 +51,32 @@ def main() -> int:
             model.save(workdir)
         wall = time.perf_counter() - started
         report, _ = evaluate(VQAModel.load(model_dir), test_set, model_dir)
-        runs.append({"seed": seed, "train_seconds": wall, "epochs_run": model.info["epochs_run"],
-                     "validation_accuracy": model.info["validation_accuracy"],
-                     "test_accuracy": report["accuracy"], "per_type": report["per_type"]})
-        print(f"seed {seed}: test accuracy {100 * report['accuracy']:.2f}%, "
-              f"training {wall:.0f} s, {model.info['epochs_run']} epochs", flush=True)
+        runs.append(
+            {
+                "seed": seed,
+                "train_seconds": wall,
+                "epochs_run": model.info["epochs_run"],
+                "validation_accuracy": model.info["validation_accuracy"],
+                "test_accuracy": report["accuracy"],
+                "per_type": report["per_type"],
+            }
+        )
+        print(
+            f"seed {seed}: test accuracy {100 * report['accuracy']:.2f}%, "
+            f"training {wall:.0f} s, {model.info['epochs_run']} epochs",
+            flush=True,
+        )
 
     model = VQAModel.load(out / f"seed{args.seeds[0]}")
     latency_ms = single_question_latency(model, args.latency_calls)
-    qps = [evaluate(model, test_set, out)[0]["questions_per_second"]
-           for _ in range(args.throughput_runs)]
+    qps = [evaluate(model, test_set, out)[0]["questions_per_second"] for _ in range(args.throughput_runs)]
     summary = summarise(runs, latency_ms, qps, test_set)
     summary["load_average"] = os.getloadavg()
     write_json(out / "bench.json", summary)
     print_table("easy-VQA benchmark (vqa)", table_rows(summary))
-    print(f"load average: {' '.join(f'{v:.2f}' for v in summary['load_average'])}; "
-          f"JSON: {out / 'bench.json'}")
+    print(
+        f"load average: {' '.join(f'{v:.2f}' for v in summary['load_average'])}; JSON: {out / 'bench.json'}"
+    )
     return 0
 
 
@@ -83,10 +93,12 @@ def single_question_latency(model, calls: int) -> float:
 
 
 def summarise(runs, latency_ms, qps, test_set) -> dict:
-    per_type = {kind: statistics.median(r["per_type"][kind]["accuracy"] for r in runs)
-                for kind in runs[0]["per_type"]}
+    per_type = {
+        kind: statistics.median(r["per_type"][kind]["accuracy"] for r in runs) for kind in runs[0]["per_type"]
+    }
     return {
-        "dataset": "easy-vqa standard split", "test_questions": len(test_set),
+        "dataset": "easy-vqa standard split",
+        "test_questions": len(test_set),
         "runs": runs,
         "median_test_accuracy": statistics.median(r["test_accuracy"] for r in runs),
         "min_test_accuracy": min(r["test_accuracy"] for r in runs),
@@ -107,11 +119,11 @@ def table_rows(summary: dict) -> list[tuple[str, object]]:
     for kind, acc in summary["median_per_type_accuracy"].items():
         rows.append((f"test accuracy: {kind} (median)", acc))
     for run in summary["runs"]:
-        rows.append((f"training s, seed {run['seed']} ({run['epochs_run']} epochs)",
-                     float(run["train_seconds"])))
+        rows.append(
+            (f"training s, seed {run['seed']} ({run['epochs_run']} epochs)", float(run["train_seconds"]))
+        )
     rows.append(("single question ms (median)", float(summary["single_question_ms_median"])))
-    rows.append(("batch questions/s (median)",
-                 float(summary["batch_questions_per_second_median"])))
+    rows.append(("batch questions/s (median)", float(summary["batch_questions_per_second_median"])))
     return rows
 
 

@@ -48,8 +48,7 @@ def main() -> int:
 
     out = Path(args.out)
     sets = {}
-    for name, images, seed in (("train", args.train_images, 101),
-                               ("test", args.test_images, 202)):
+    for name, images, seed in (("train", args.train_images, 101), ("test", args.test_images, 202)):
         folder = out / f"data-{name}-{images}-{seed}"
         manifest = folder / "questions.jsonl"
         if not manifest.is_file():
@@ -62,21 +61,31 @@ def main() -> int:
             settings = replace(settings, epochs=args.epochs)
         model_dir = out / kind
         started = time.perf_counter()
-        with staged_model_dir(model_dir, force=True) as workdir:
+        with staged_model_dir(model_dir, kind="vqa", force=True) as workdir:
             from vqa.trainer import train
 
             model = train(sets["train"], workdir, settings)
             model.save(workdir)
         wall = time.perf_counter() - started
         report, _ = evaluate(VQAModel.load(model_dir), sets["test"], model_dir)
-        runs.append({"model": kind, "train_seconds": wall, "info": model.info,
-                     "test_accuracy": report["accuracy"], "per_type": report["per_type"],
-                     "questions_per_second": report["questions_per_second"]})
-        print(f"{kind}: held-out accuracy {100 * report['accuracy']:.2f}%, training "
-              f"{wall:.0f} s", flush=True)
-    summary = {"train_images": args.train_images, "test_images": args.test_images,
-               "test_questions": len(sets["test"]), "runs": runs,
-               "load_average": os.getloadavg()}
+        runs.append(
+            {
+                "model": kind,
+                "train_seconds": wall,
+                "info": model.info,
+                "test_accuracy": report["accuracy"],
+                "per_type": report["per_type"],
+                "questions_per_second": report["questions_per_second"],
+            }
+        )
+        print(f"{kind}: held-out accuracy {100 * report['accuracy']:.2f}%, training {wall:.0f} s", flush=True)
+    summary = {
+        "train_images": args.train_images,
+        "test_images": args.test_images,
+        "test_questions": len(sets["test"]),
+        "runs": runs,
+        "load_average": os.getloadavg(),
+    }
     write_json(out / "bench.json", summary)
     rows: list[tuple[str, object]] = []
     for run in runs:
@@ -84,8 +93,9 @@ def main() -> int:
         for kind, entry in run["per_type"].items():
             rows.append((f"{run['model']}: {kind} ({entry['count']})", entry["accuracy"]))
         rows.append((f"{run['model']}: validation accuracy", run["info"]["validation_accuracy"]))
-        rows.append((f"{run['model']}: training s ({run['info']['epochs_run']} epochs)",
-                     float(run["train_seconds"])))
+        rows.append(
+            (f"{run['model']}: training s ({run['info']['epochs_run']} epochs)", float(run["train_seconds"]))
+        )
     print_table("shapes benchmark (vqa)", rows)
     print(f"JSON: {out / 'bench.json'}")
     return 0

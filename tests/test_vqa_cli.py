@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-
 from test_vqa_shapes import tiny_model, tiny_sets
+
 from vqa.answerer import VQAModel
 from vqa.cli import main
 
@@ -32,12 +32,37 @@ def error_line(capsys) -> str:
 
 
 def test_predict_text_and_json(model_dir, sample, capsys):
-    assert main(["predict", str(model_dir), "--image", str(sample), "--question",
-                 "What color is the shape?", "--top", "2"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model_dir),
+                "--image",
+                str(sample),
+                "--question",
+                "What color is the shape?",
+                "--top",
+                "2",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and all("\t" in line for line in lines)
-    assert main(["predict", str(model_dir), "--image", str(sample), "--question",
-                 "what shape is in the image?", "--json"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model_dir),
+                "--image",
+                str(sample),
+                "--question",
+                "what shape is in the image?",
+                "--json",
+            ]
+        )
+        == 0
+    )
     answers = json.loads(capsys.readouterr().out)["answers"]
     assert len(answers) == 3 and set(answers[0]) == {"answer", "probability"}
     expected = VQAModel.load(model_dir).predict(sample, "what shape is in the image?", top=3)
@@ -50,9 +75,11 @@ def test_api_load_predict_and_batch_agree(model_dir, sample, tmp_path):
     again = VQAModel.load(model_dir)
     single = model.predict(sample, "what color is the shape?", top=3)
     assert single == again.predict(sample, "what color is the shape?", top=3)
-    batch = model.predict_batch([sample, sample, np.asarray(Image.open(sample))],
-                                ["what color is the shape?", "what shape is in the image?",
-                                 "what color is the shape?"], top=3)
+    batch = model.predict_batch(
+        [sample, sample, np.asarray(Image.open(sample))],
+        ["what color is the shape?", "what shape is in the image?", "what color is the shape?"],
+        top=3,
+    )
     for got in (batch[0], batch[2]):
         assert [a for a, _ in got] == [a for a, _ in single]
         assert [p for _, p in got] == pytest.approx([p for _, p in single], abs=1e-5)
@@ -63,10 +90,39 @@ def test_api_load_predict_and_batch_agree(model_dir, sample, tmp_path):
 def test_vgg_model_saves_and_loads_identically(tmp_path_factory, tmp_path):
     train, test = tiny_sets(tmp_path_factory)
     out = tmp_path / "vgg"
-    assert main(["train", "--dataset", "jsonl", "--train", str(train), "--out", str(out),
-                 "--image-encoder", "vgg16", "--vgg-layer", "pool", "--image-size", "32",
-                 "--epochs", "1", "--hidden", "16", "--lstm-units", "8", "--embed-dim", "8",
-                 "--cache-dir", str(tmp_path / "cache"), "--quiet", "--max-questions", "80"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "jsonl",
+                "--train",
+                str(train),
+                "--out",
+                str(out),
+                "--image-encoder",
+                "vgg16",
+                "--vgg-layer",
+                "pool",
+                "--image-size",
+                "32",
+                "--epochs",
+                "1",
+                "--hidden",
+                "16",
+                "--lstm-units",
+                "8",
+                "--embed-dim",
+                "8",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--quiet",
+                "--max-questions",
+                "80",
+            ]
+        )
+        == 0
+    )
     assert (out / "encoder.weights.h5").is_file()
     images = [test.parent / f"img{i:04d}.png" for i in range(4)]
     questions = ["what color is the shape?"] * 4
@@ -77,21 +133,25 @@ def test_vgg_model_saves_and_loads_identically(tmp_path_factory, tmp_path):
 
 def test_existing_model_needs_force(model_dir, tmp_path_factory, capsys):
     train, _ = tiny_sets(tmp_path_factory)
-    assert main(["train", "--dataset", "jsonl", "--train", str(train), "--out",
-                 str(model_dir), "--epochs", "1"]) == 1
+    assert (
+        main(["train", "--dataset", "jsonl", "--train", str(train), "--out", str(model_dir), "--epochs", "1"])
+        == 1
+    )
     assert "--force" in error_line(capsys)
 
 
-@pytest.mark.parametrize("image, question, message", [
-    ("missing.png", "what color?", "image not found"),
-    ("garbage.png", "what color?", "not an image"),
-    ("ok.png", "   ", "empty question"),
-])
+@pytest.mark.parametrize(
+    "image, question, message",
+    [
+        ("missing.png", "what color?", "image not found"),
+        ("garbage.png", "what color?", "not an image"),
+        ("ok.png", "   ", "empty question"),
+    ],
+)
 def test_predict_bad_input(model_dir, tmp_path, capsys, image, question, message):
     (tmp_path / "garbage.png").write_bytes(b"\x89PNG nope")
     Image.new("P", (3000, 2000)).save(tmp_path / "ok.png")
-    assert main(["predict", str(model_dir), "--image", str(tmp_path / image),
-                 "--question", question]) == 1
+    assert main(["predict", str(model_dir), "--image", str(tmp_path / image), "--question", question]) == 1
     assert message in error_line(capsys)
 
 
@@ -99,8 +159,20 @@ def test_palette_and_huge_images_are_answered(model_dir, tmp_path, capsys):
     Image.new("P", (3000, 2000)).save(tmp_path / "big.png")
     Image.new("LA", (20, 20)).save(tmp_path / "gray.png")
     for name in ("big.png", "gray.png"):
-        assert main(["predict", str(model_dir), "--image", str(tmp_path / name),
-                     "--question", "what shape is in the image?", "--json"]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    str(model_dir),
+                    "--image",
+                    str(tmp_path / name),
+                    "--question",
+                    "what shape is in the image?",
+                    "--json",
+                ]
+            )
+            == 0
+        )
         assert json.loads(capsys.readouterr().out)["answers"]
 
 
@@ -125,8 +197,21 @@ def test_bad_model_dirs(model_dir, tmp_path, sample, capsys):
 def test_bad_manifest_and_dataset_args(model_dir, tmp_path, capsys):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(json.dumps({"question": "what?", "answer": "red"}) + "\n")
-    assert main(["evaluate", str(model_dir), "--dataset", "jsonl", "--data", str(manifest),
-                 "--report", str(tmp_path / "r.json")]) == 1
+    assert (
+        main(
+            [
+                "evaluate",
+                str(model_dir),
+                "--dataset",
+                "jsonl",
+                "--data",
+                str(manifest),
+                "--report",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 1
+    )
     assert "missing 'image'" in error_line(capsys)
     assert main(["evaluate", str(model_dir), "--dataset", "vqa2"]) == 1
     assert "--questions" in error_line(capsys)
@@ -140,15 +225,33 @@ def test_evaluate_vqa2_reports_official_accuracy(model_dir, tmp_path, capsys):
 
     q, a, images = write_tiny_vqa2(tmp_path)
     report = tmp_path / "r.json"
-    assert main(["evaluate", str(model_dir), "--dataset", "vqa2", "--questions", str(q),
-                 "--annotations", str(a), "--images", str(images), "--report", str(report)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(model_dir),
+                "--dataset",
+                "vqa2",
+                "--questions",
+                str(q),
+                "--annotations",
+                str(a),
+                "--images",
+                str(images),
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
     data = json.loads(report.read_text())
     from vqa.data import read_vqa2
     from vqa.metrics import vqa_accuracy
 
     dataset = read_vqa2(str(q), str(a), str(images))
     said = VQAModel.load(model_dir).predict_batch(
-        [dataset.image_paths[i] for i in dataset.image_index], dataset.questions, top=1)
+        [dataset.image_paths[i] for i in dataset.image_index], dataset.questions, top=1
+    )
     humans = {420: ["red"] * 8 + ["orange"] * 2, 421: ["yes"] * 10, 70: ["2"] * 6 + ["two"] * 4}
     expected = np.mean([vqa_accuracy(s[0][0], h) for s, h in zip(said, humans.values())])
     assert data["count"] == 3 and data["vqa_accuracy"] == pytest.approx(expected)
@@ -157,33 +260,93 @@ def test_evaluate_vqa2_reports_official_accuracy(model_dir, tmp_path, capsys):
 
 
 def test_python_m_vqa_never_shows_a_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "vqa", "predict", str(tmp_path / "none"),
-                             "--image", "x.png", "--question", "why?"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vqa",
+            "predict",
+            str(tmp_path / "none"),
+            "--image",
+            "x.png",
+            "--question",
+            "why?",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("vqa: error: model directory")
 
 
 def test_several_questions_one_image_and_unknown_words(model_dir, sample, capsys):
-    assert main(["predict", str(model_dir), "--image", str(sample), "--question",
-                 "what color is the shape?", "--question", "What colour is the shape?",
-                 "--question", "zorglub blarf?", "--json", "--top", "1"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model_dir),
+                "--image",
+                str(sample),
+                "--question",
+                "what color is the shape?",
+                "--question",
+                "What colour is the shape?",
+                "--question",
+                "zorglub blarf?",
+                "--json",
+                "--top",
+                "1",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.out.splitlines()]
-    assert [x["question"] for x in lines] == ["what color is the shape?",
-                                             "What colour is the shape?", "zorglub blarf?"]
+    assert [x["question"] for x in lines] == [
+        "what color is the shape?",
+        "What colour is the shape?",
+        "zorglub blarf?",
+    ]
     assert [x["unknown_words"] for x in lines] == [[], ["colour"], ["zorglub", "blarf"]]
     warnings = captured.err.strip().splitlines()
     assert len(warnings) == 2 and all(w.startswith("vqa: warning: ") for w in warnings)
     assert "colour" in warnings[0] and "no word of the question" in warnings[1]
     # The same answers as one question at a time (the image is encoded once for all three).
-    assert main(["predict", str(model_dir), "--image", str(sample), "--question",
-                 "what color is the shape?", "--json", "--top", "1"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model_dir),
+                "--image",
+                str(sample),
+                "--question",
+                "what color is the shape?",
+                "--json",
+                "--top",
+                "1",
+            ]
+        )
+        == 0
+    )
     alone = json.loads(capsys.readouterr().out)
     assert alone["answers"][0]["answer"] == lines[0]["answers"][0]["answer"]
-    assert main(["predict", str(model_dir), "--image", str(sample), "--question", "what color?",
-                 "--question", "what shape is in the image?"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model_dir),
+                "--image",
+                str(sample),
+                "--question",
+                "what color?",
+                "--question",
+                "what shape is in the image?",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 6 and out[0].startswith("what color?\t") and out[5].count("\t") == 2
 
@@ -215,8 +378,21 @@ def test_explain_baseline_with_gradient_saliency(model_dir, sample, tmp_path, ca
     cold = np.unravel_index(np.argmin(heat), heat.shape)
     assert change(*hot) > change(*cold)
     png = tmp_path / "heat.png"
-    assert main(["predict", str(model_dir), "--image", str(sample), "--question",
-                 "what color is the shape?", "--explain", str(png)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model_dir),
+                "--image",
+                str(sample),
+                "--question",
+                "what color is the shape?",
+                "--explain",
+                str(png),
+            ]
+        )
+        == 0
+    )
     assert Image.open(png).size[0] > 200
 
 
@@ -230,6 +406,11 @@ def test_confusion_counts_and_chart(tmp_path):
     assert matrix.sum() == len(truth)
     assert matrix[labels.index("red"), labels.index("blue")] == 1
     png = tmp_path / "c.png"
-    plot_confusion(truth, predicted, {"yes/no": {"count": 8, "accuracy": 0.875},
-                                      "colour": {"count": 3, "accuracy": 2 / 3}}, png, "t")
-    assert Image.open(png).size[0] > Image.open(png).size[1]   # the bar chart sits beside it
+    plot_confusion(
+        truth,
+        predicted,
+        {"yes/no": {"count": 8, "accuracy": 0.875}, "colour": {"count": 3, "accuracy": 2 / 3}},
+        png,
+        "t",
+    )
+    assert Image.open(png).size[0] > Image.open(png).size[1]  # the bar chart sits beside it

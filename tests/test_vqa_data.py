@@ -7,8 +7,7 @@ import pytest
 from PIL import Image
 
 from recognisers.errors import UserError
-from vqa.data import (answer_vocabulary, easy_vqa_type, read_easy_vqa, read_jsonl, read_vqa2,
-                      split_by_image)
+from vqa.data import answer_vocabulary, easy_vqa_type, read_easy_vqa, read_jsonl, read_vqa2, split_by_image
 
 
 def write_tiny_vqa2(root):
@@ -17,18 +16,29 @@ def write_tiny_vqa2(root):
     images.mkdir(parents=True)
     for image_id in (42, 7):
         Image.new("RGB", (40, 30), "red").save(images / f"COCO_val2014_{image_id:012d}.jpg")
-    questions = {"data_subtype": "val2014", "questions": [
-        {"image_id": 42, "question": "What color is it?", "question_id": 420},
-        {"image_id": 42, "question": "Is it red?", "question_id": 421},
-        {"image_id": 7, "question": "How many cats?", "question_id": 70},
-    ]}
+    questions = {
+        "data_subtype": "val2014",
+        "questions": [
+            {"image_id": 42, "question": "What color is it?", "question_id": 420},
+            {"image_id": 42, "question": "Is it red?", "question_id": 421},
+            {"image_id": 7, "question": "How many cats?", "question_id": 70},
+        ],
+    }
     answers = {420: ["red"] * 8 + ["orange"] * 2, 421: ["yes"] * 10, 70: ["2"] * 6 + ["two"] * 4}
     types = {420: "other", 421: "yes/no", 70: "number"}
-    annotations = {"data_subtype": "val2014", "annotations": [
-        {"question_id": qid, "image_id": qid // 10, "answer_type": types[qid],
-         "multiple_choice_answer": ans[0],
-         "answers": [{"answer": a, "answer_id": i + 1} for i, a in enumerate(ans)]}
-        for qid, ans in answers.items()]}
+    annotations = {
+        "data_subtype": "val2014",
+        "annotations": [
+            {
+                "question_id": qid,
+                "image_id": qid // 10,
+                "answer_type": types[qid],
+                "multiple_choice_answer": ans[0],
+                "answers": [{"answer": a, "answer_id": i + 1} for i, a in enumerate(ans)],
+            }
+            for qid, ans in answers.items()
+        ],
+    }
     (root / "q.json").write_text(json.dumps(questions))
     (root / "a.json").write_text(json.dumps(annotations))
     return root / "q.json", root / "a.json", images
@@ -67,22 +77,29 @@ def test_jsonl_reader(tmp_path):
     manifest.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
     data = read_jsonl(manifest)
     assert data.image_paths == [str(tmp_path / "imgs" / "a.png"), str(absolute)]
-    assert data.answers == ["cat", "yes", "black"]     # most common human answer if none given
+    assert data.answers == ["cat", "yes", "black"]  # most common human answer if none given
     assert data.types == ["what", "all", "all"]
     assert data.human_answers[1] == ["yes", "yes", "no"]
     assert data.human_answers[0] is None and data.human_answers[2] is None  # never invented
 
 
-@pytest.mark.parametrize("line, message", [
-    ({"question": "q?", "answer": "a"}, "missing 'image'"),
-    ({"image": "a.png", "question": "  ", "answer": "a"}, "missing 'question'"),
-    ({"image": "a.png", "question": "q?"}, "missing 'answer'"),
-    ("not json", "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ({"question": "q?", "answer": "a"}, "missing 'image'"),
+        ({"image": "a.png", "question": "  ", "answer": "a"}, "missing 'question'"),
+        ({"image": "a.png", "question": "q?"}, "missing 'answer'"),
+        ("not json", "not a JSON object"),
+    ],
+)
 def test_jsonl_bad_lines(tmp_path, line, message):
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps({"image": "b.png", "question": "q", "answer": "a"}) + "\n"
-                        + (line if isinstance(line, str) else json.dumps(line)) + "\n")
+    manifest.write_text(
+        json.dumps({"image": "b.png", "question": "q", "answer": "a"})
+        + "\n"
+        + (line if isinstance(line, str) else json.dumps(line))
+        + "\n"
+    )
     with pytest.raises(UserError, match=rf"m.jsonl:2: {message}"):
         read_jsonl(manifest)
 
@@ -96,11 +113,16 @@ def test_easy_vqa_reader_reads_a_few():
         read_easy_vqa("validation")
 
 
-@pytest.mark.parametrize("question, kind", [
-    ("what color is the shape?", "colour"), ("what is the blue shape?", "shape"),
-    ("what shape is present?", "shape"), ("is there a red shape?", "yes/no"),
-    ("does the image not contain a circle?", "yes/no"),
-])
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("what color is the shape?", "colour"),
+        ("what is the blue shape?", "shape"),
+        ("what shape is present?", "shape"),
+        ("is there a red shape?", "yes/no"),
+        ("does the image not contain a circle?", "yes/no"),
+    ],
+)
 def test_easy_vqa_types(question, kind):
     assert easy_vqa_type(question) == kind
 

@@ -36,8 +36,7 @@ def test_arrays_are_accepted():
     assert load_image(np.ones((10, 12, 3), np.float32), 16).max() == 255
 
 
-@pytest.mark.parametrize("content, message",
-                         [(None, "not found"), (b"not an image", "not an image")])
+@pytest.mark.parametrize("content, message", [(None, "not found"), (b"not an image", "not an image")])
 def test_unreadable_images(tmp_path, content, message):
     path = tmp_path / "bad.png"
     if content is not None:

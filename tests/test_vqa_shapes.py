@@ -14,10 +14,31 @@ from PIL import Image, ImageDraw
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220)}
 SHAPES = ("circle", "square", "triangle")
-TINY_TRAIN_ARGS = ["--epochs", "12", "--image-size", "32", "--filters", "8,16",
-                   "--embed-dim", "16", "--lstm-units", "16", "--hidden", "32",
-                   "--batch-size", "16", "--learning-rate", "0.005", "--patience", "4",
-                   "--val-fraction", "0.2", "--seed", "0", "--quiet"]
+TINY_TRAIN_ARGS = [
+    "--epochs",
+    "12",
+    "--image-size",
+    "32",
+    "--filters",
+    "8,16",
+    "--embed-dim",
+    "16",
+    "--lstm-units",
+    "16",
+    "--hidden",
+    "32",
+    "--batch-size",
+    "16",
+    "--learning-rate",
+    "0.005",
+    "--patience",
+    "4",
+    "--val-fraction",
+    "0.2",
+    "--seed",
+    "0",
+    "--quiet",
+]
 _CACHE: dict[str, Path] = {}
 
 
@@ -46,10 +67,12 @@ def make_shapes_set(folder: Path, n_images: int, seed: int) -> Path:
         shape, colour = SHAPES[rng.integers(3)], list(COLOURS)[rng.integers(3)]
         name = f"img{i:04d}.png"
         draw_shape(shape, colour, rng).save(folder / name)
-        lines.append({"image": name, "question": "what color is the shape?", "answer": colour,
-                      "type": "colour"})
-        lines.append({"image": name, "question": "what shape is in the image?", "answer": shape,
-                      "type": "shape"})
+        lines.append(
+            {"image": name, "question": "what color is the shape?", "answer": colour, "type": "colour"}
+        )
+        lines.append(
+            {"image": name, "question": "what shape is in the image?", "answer": shape, "type": "shape"}
+        )
     manifest = folder / "questions.jsonl"
     manifest.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
     return manifest
@@ -71,8 +94,10 @@ def tiny_model(tmp_path_factory) -> Path:
 
         train, _ = tiny_sets(tmp_path_factory)
         out = tmp_path_factory.mktemp("models") / "tiny"
-        assert main(["train", "--dataset", "jsonl", "--train", str(train), "--out", str(out),
-                     *TINY_TRAIN_ARGS]) == 0
+        assert (
+            main(["train", "--dataset", "jsonl", "--train", str(train), "--out", str(out), *TINY_TRAIN_ARGS])
+            == 0
+        )
         _CACHE["model"] = out
     return _CACHE["model"]
 
@@ -81,8 +106,9 @@ def test_generator_is_seeded(tmp_path):
     a = make_shapes_set(tmp_path / "a", 4, seed=3)
     b = make_shapes_set(tmp_path / "b", 4, seed=3)
     assert a.read_text() == b.read_text()
-    assert (np.asarray(Image.open(a.parent / "img0003.png"))
-            == np.asarray(Image.open(b.parent / "img0003.png"))).all()
+    assert (
+        np.asarray(Image.open(a.parent / "img0003.png")) == np.asarray(Image.open(b.parent / "img0003.png"))
+    ).all()
 
 
 def test_tiny_model_learns_well_above_chance(tmp_path_factory, tmp_path):
@@ -96,8 +122,21 @@ def test_tiny_model_learns_well_above_chance(tmp_path_factory, tmp_path):
     for name in ("model.weights.h5", "history.csv", "history.png"):
         assert (model_dir / name).is_file()
     report_path = tmp_path / "report.json"
-    assert main(["evaluate", str(model_dir), "--dataset", "jsonl", "--data", str(test),
-                 "--report", str(report_path)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(model_dir),
+                "--dataset",
+                "jsonl",
+                "--data",
+                str(test),
+                "--report",
+                str(report_path),
+            ]
+        )
+        == 0
+    )
     report = json.loads(report_path.read_text())
     # Chance is 1/3 within each question type (the question tells colour from shape).
     assert report["count"] == 120

@@ -18,7 +18,7 @@ def objects_in(path) -> dict[str, tuple[str, float, float]]:
     pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
     found = {}
     for name, rgb in COLOURS.items():
-        ys, xs = np.nonzero((np.abs(pixels - rgb).sum(axis=-1) < 40))
+        ys, xs = np.nonzero(np.abs(pixels - rgb).sum(axis=-1) < 40)
         fill = len(xs) / ((np.ptp(xs) + 1) * (np.ptp(ys) + 1))
         found[name] = ("square" if fill > 0.9 else "circle", xs.mean() + 0.5, ys.mean() + 0.5)
     return found
@@ -61,12 +61,11 @@ def test_generate_cli_is_seeded_and_never_overwrites_by_accident(tmp_path, capsy
     assert main(["generate", "shapes", str(a), "--images", "3", "--seed", "7"]) == 0
     assert main(["generate", "shapes", str(b), "--images", "3", "--seed", "7"]) == 0
     assert (a / MANIFEST).read_text() == (b / MANIFEST).read_text()
-    assert sorted(p.name for p in (a / "images").iterdir()) == ["000000.png", "000001.png",
-                                                                 "000002.png"]
+    assert sorted(p.name for p in (a / "images").iterdir()) == ["000000.png", "000001.png", "000002.png"]
     capsys.readouterr()
     assert main(["generate", "shapes", str(a), "--images", "2"]) == 1
     assert "--force" in capsys.readouterr().err
-    assert len((a / MANIFEST).read_text().splitlines()) == 60        # untouched
+    assert len((a / MANIFEST).read_text().splitlines()) == 60  # untouched
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     assert main(["generate", "shapes", str(tmp_path / "mine"), "--force"]) == 1
@@ -76,17 +75,47 @@ def test_generate_cli_is_seeded_and_never_overwrites_by_accident(tmp_path, capsy
     assert len((a / MANIFEST).read_text().splitlines()) == 40
 
 
-@pytest.mark.parametrize("kind, filters, maps", [("attention", "8,16", (2, 8, 8)),
-                                                 ("relation", "8,8,16", (1, 4, 4))])
+@pytest.mark.parametrize(
+    "kind, filters, maps", [("attention", "8,16", (2, 8, 8)), ("relation", "8,8,16", (1, 4, 4))]
+)
 def test_spatial_model_trains_saves_loads_and_explains(tmp_path, capsys, kind, filters, maps):
     from vqa.answerer import VQAModel
 
     manifest = write_shapes_set(tmp_path / "set", ShapesConfig(images=24, seed=5))
     out = tmp_path / kind
-    assert main(["train", "--dataset", "jsonl", "--train", str(manifest), "--out", str(out),
-                 "--model", kind, "--image-size", "32", "--filters", filters,
-                 "--embed-dim", "8", "--lstm-units", "8", "--hidden", "16", "--epochs", "1",
-                 "--relation-units", "8", "--val-fraction", "0.25", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "jsonl",
+                "--train",
+                str(manifest),
+                "--out",
+                str(out),
+                "--model",
+                kind,
+                "--image-size",
+                "32",
+                "--filters",
+                filters,
+                "--embed-dim",
+                "8",
+                "--lstm-units",
+                "8",
+                "--hidden",
+                "16",
+                "--epochs",
+                "1",
+                "--relation-units",
+                "8",
+                "--val-fraction",
+                "0.25",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     image = manifest.parent / "images" / "000000.png"
     question = "What shape is the red object?"
     model, again = VQAModel.load(out), VQAModel.load(out)
@@ -95,18 +124,34 @@ def test_spatial_model_trains_saves_loads_and_explains(tmp_path, capsys, kind, f
     assert explanation.method == {"attention": "attention", "relation": "relations"}[kind]
     assert explanation.maps.shape == maps
     assert np.allclose(explanation.maps.max(axis=(1, 2)), 1.0)
-    assert [a for a, _ in explanation.answers] == [a for a, _ in model.predict(image, question,
-                                                                              top=3)]
+    assert [a for a, _ in explanation.answers] == [a for a, _ in model.predict(image, question, top=3)]
     png = tmp_path / "heat.png"
-    assert main(["predict", str(out), "--image", str(image), "--question", question,
-                 "--explain", str(png)]) == 0
+    assert (
+        main(["predict", str(out), "--image", str(image), "--question", question, "--explain", str(png)]) == 0
+    )
     assert png.is_file()
 
 
 def test_attention_needs_the_compact_encoder(tmp_path, capsys):
     manifest = write_shapes_set(tmp_path / "set", ShapesConfig(images=2, seed=5))
-    assert main(["train", "--dataset", "jsonl", "--train", str(manifest), "--out",
-                 str(tmp_path / "m"), "--model", "attention", "--image-encoder", "vgg16"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "jsonl",
+                "--train",
+                str(manifest),
+                "--out",
+                str(tmp_path / "m"),
+                "--model",
+                "attention",
+                "--image-encoder",
+                "vgg16",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["vqa: error: --model attention needs the compact image encoder"]
     assert not (tmp_path / "m").exists()

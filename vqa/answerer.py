@@ -9,9 +9,9 @@ vocabulary, question vocabulary, encoder and network settings, versions.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -34,9 +34,16 @@ ImageLike = str | os.PathLike | np.ndarray
 class VQAModel:
     """A trained VQA network with its question encoder and answer vocabulary."""
 
-    def __init__(self, network, questions: QuestionEncoder, answers: Sequence[str],
-                 encoder_config: EncoderConfig, model_config: ModelConfig,
-                 image_encoder=None, info: dict | None = None) -> None:
+    def __init__(
+        self,
+        network,
+        questions: QuestionEncoder,
+        answers: Sequence[str],
+        encoder_config: EncoderConfig,
+        model_config: ModelConfig,
+        image_encoder=None,
+        info: dict | None = None,
+    ) -> None:
         self.network = network
         self.questions = questions
         self.answers = list(answers)
@@ -51,37 +58,49 @@ class VQAModel:
         """Top answers with probabilities for one question about one image."""
         return self.predict_batch([image], [question], top=top)[0]
 
-    def predict_batch(self, images: Sequence[ImageLike], questions: Sequence[str],
-                      top: int = 1, cache_dir: str | os.PathLike | None = None
-                      ) -> list[list[tuple[str, float]]]:
+    def predict_batch(
+        self,
+        images: Sequence[ImageLike],
+        questions: Sequence[str],
+        top: int = 1,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> list[list[tuple[str, float]]]:
         """Top answers for many (image, question) pairs; each distinct image is encoded once."""
         if len(images) != len(questions):
             raise UserError(f"{len(images)} images but {len(questions)} questions")
         return self.top_answers(self.probabilities(images, questions, cache_dir), top)
 
-    def probabilities(self, images: Sequence[ImageLike], questions: Sequence[str],
-                      cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+    def probabilities(
+        self,
+        images: Sequence[ImageLike],
+        questions: Sequence[str],
+        cache_dir: str | os.PathLike | None = None,
+    ) -> np.ndarray:
         """Answer probabilities, shape ``(n, n_answers)``; repeated images are encoded once."""
-        keys = [os.path.realpath(im) if not isinstance(im, np.ndarray) else f"array:{i}"
-                for i, im in enumerate(images)]
+        keys = [
+            os.path.realpath(im) if not isinstance(im, np.ndarray) else f"array:{i}"
+            for i, im in enumerate(images)
+        ]
         index_of: dict[str, int] = {}
         image_index = np.array([index_of.setdefault(k, len(index_of)) for k in keys], np.int64)
         firsts: dict[str, ImageLike] = {}
         for key, image in zip(keys, images):
             firsts.setdefault(key, image)
-        return self.grouped_probabilities(list(firsts.values()), image_index, questions,
-                                          cache_dir)
+        return self.grouped_probabilities(list(firsts.values()), image_index, questions, cache_dir)
 
-    def grouped_probabilities(self, images: Sequence[ImageLike], image_index: np.ndarray,
-                              questions: Sequence[str],
-                              cache_dir: str | os.PathLike | None = None,
-                              questions_per_batch: int = 1024) -> np.ndarray:
+    def grouped_probabilities(
+        self,
+        images: Sequence[ImageLike],
+        image_index: np.ndarray,
+        questions: Sequence[str],
+        cache_dir: str | os.PathLike | None = None,
+        questions_per_batch: int = 1024,
+    ) -> np.ndarray:
         """Probabilities when question ``i`` is about ``images[image_index[i]]`` (no duplicates)."""
         table = image_table(images, self.encoder_config, self.image_encoder, cache_dir)
         tokens = self.questions(questions)
         out = np.empty((len(questions), len(self.answers)), np.float32)
-        for inputs, _, ids in iterate_batches(table, image_index, tokens, None,
-                                              questions_per_batch):
+        for inputs, _, ids in iterate_batches(table, image_index, tokens, None, questions_per_batch):
             out[ids] = self._forward(*inputs).numpy()
         return out
 
@@ -117,9 +136,14 @@ class VQAModel:
     def _float_network(self):
         """The same network taking float pixels (uint8 inputs stop gradients), same weights."""
         if getattr(self, "_float_copy", None) is None:
-            copy = build_vqa_model(self.encoder_config, self.model_config,
-                                   self.questions.vocabulary_size, self.questions.max_length,
-                                   len(self.answers), image_dtype="float32")
+            copy = build_vqa_model(
+                self.encoder_config,
+                self.model_config,
+                self.questions.vocabulary_size,
+                self.questions.max_length,
+                len(self.answers),
+                image_dtype="float32",
+            )
             copy.set_weights(self.network.get_weights())
             self._float_copy = copy
         return self._float_copy
@@ -131,33 +155,41 @@ class VQAModel:
         self.network.save_weights(str(model_dir / WEIGHTS_FILE))
         if self.encoder_config.frozen and self.encoder_config.vgg_weights != "imagenet":
             self.image_encoder.save_weights(str(model_dir / ENCODER_WEIGHTS_FILE))
-        write_meta(model_dir, KIND, FORMAT_VERSION, {
-            "answers": self.answers,
-            "question_encoder": self.questions.to_json(),
-            "image_encoder": self.encoder_config.to_json(),
-            "network": self.model_config.to_json(),
-            "training": self.info,
-        })
+        write_meta(
+            model_dir,
+            KIND,
+            FORMAT_VERSION,
+            {
+                "answers": self.answers,
+                "question_encoder": self.questions.to_json(),
+                "image_encoder": self.encoder_config.to_json(),
+                "network": self.model_config.to_json(),
+                "training": self.info,
+            },
+        )
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike) -> "VQAModel":
+    def load(cls, model_dir: str | os.PathLike) -> VQAModel:
         """Load a model directory; a clear :class:`UserError` if it is missing or foreign."""
         model_dir = Path(model_dir)
         meta = read_meta(model_dir, KIND, FORMAT_VERSION)
         questions, encoder_config, model_config, answers = _configs_from_meta(meta, model_dir)
-        network = build_vqa_model(encoder_config, model_config, questions.vocabulary_size,
-                                  questions.max_length, len(answers))
+        network = build_vqa_model(
+            encoder_config, model_config, questions.vocabulary_size, questions.max_length, len(answers)
+        )
         _load_weights(network, model_dir / WEIGHTS_FILE)
         image_encoder = None
         if encoder_config.frozen:
             saved = model_dir / ENCODER_WEIGHTS_FILE
             weights = "imagenet" if encoder_config.vgg_weights == "imagenet" else None
             image_encoder = build_vgg_encoder(
-                EncoderConfig.from_json({**encoder_config.to_json(), "vgg_weights": weights}))
+                EncoderConfig.from_json({**encoder_config.to_json(), "vgg_weights": weights})
+            )
             if weights is None:
                 _load_weights(image_encoder, saved)
-        return cls(network, questions, answers, encoder_config, model_config, image_encoder,
-                   meta.get("training", {}))
+        return cls(
+            network, questions, answers, encoder_config, model_config, image_encoder, meta.get("training", {})
+        )
 
 
 def _configs_from_meta(meta: dict, model_dir: Path):
@@ -167,15 +199,19 @@ def _configs_from_meta(meta: dict, model_dir: Path):
     vocabulary = typed_field(text, "vocabulary", list[str], where, "question_encoder.")
     max_length = typed_field(text, "max_length", int, where, "question_encoder.")
     max_tokens = typed_field(text, "max_tokens", int, where, "question_encoder.")
-    encoder_config = dataclass_from_meta(EncoderConfig, typed_field(meta, "image_encoder", dict, where),
-                                         where, "image_encoder.")
-    model_config = dataclass_from_meta(ModelConfig, typed_field(meta, "network", dict, where), where,
-                                       "network.")
+    encoder_config = dataclass_from_meta(
+        EncoderConfig, typed_field(meta, "image_encoder", dict, where), where, "image_encoder."
+    )
+    model_config = dataclass_from_meta(
+        ModelConfig, typed_field(meta, "network", dict, where), where, "network."
+    )
     answers = typed_field(meta, "answers", list[str], where)
-    if (min(max_length, max_tokens, len(answers), *encoder_config.filters, 1) < 1
-            or len(vocabulary) + 2 > max_tokens or not encoder_config.filters):
-        raise UserError(f"{where} is damaged: a size, the answers or the filters are empty or "
-                        "not positive")
+    if (
+        min(max_length, max_tokens, len(answers), *encoder_config.filters, 1) < 1
+        or len(vocabulary) + 2 > max_tokens
+        or not encoder_config.filters
+    ):
+        raise UserError(f"{where} is damaged: a size, the answers or the filters are empty or not positive")
     try:  # the same checks as for training options; the weights file is not needed to load
         replace(encoder_config, vgg_weights=None).check()
         model_config.check()
@@ -198,10 +234,11 @@ def _compiled_forward(network):
     import tensorflow as tf
 
     image_shape = network.inputs[0].shape[1:]
-    signature = [tf.TensorSpec((None, *image_shape), tf.float32 if len(image_shape) == 1
-                               else tf.uint8),
-                 tf.TensorSpec((None, network.inputs[1].shape[1]), tf.int32),
-                 tf.TensorSpec((None,), tf.int32)]
+    signature = [
+        tf.TensorSpec((None, *image_shape), tf.float32 if len(image_shape) == 1 else tf.uint8),
+        tf.TensorSpec((None, network.inputs[1].shape[1]), tf.int32),
+        tf.TensorSpec((None,), tf.int32),
+    ]
 
     answers = answers_view(network)
 

@@ -7,7 +7,7 @@ about. The CNN then runs once per image per step, not once per question.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -26,23 +26,27 @@ class GroupedQuestions:
         mean = self.starts[-1] / max(self.n_images, 1)
         return max(1, int(round(questions_per_batch / max(mean, 1e-9))))
 
-    def image_chunks(self, questions_per_batch: int,
-                     rng: np.random.Generator | None) -> list[np.ndarray]:
+    def image_chunks(self, questions_per_batch: int, rng: np.random.Generator | None) -> list[np.ndarray]:
         """Images in (shuffled) order, cut into equal chunks (a fixed count per epoch)."""
         images = np.arange(self.n_images) if rng is None else rng.permutation(self.n_images)
         step = self.images_per_batch(questions_per_batch)
-        return [images[i:i + step] for i in range(0, len(images), step)]
+        return [images[i : i + step] for i in range(0, len(images), step)]
 
     def questions_of(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Question ids of these images and, per question, its image's position in ``images``."""
         lengths = self.starts[images + 1] - self.starts[images]
-        ids = np.concatenate([self.order[self.starts[i]:self.starts[i + 1]] for i in images])
+        ids = np.concatenate([self.order[self.starts[i] : self.starts[i + 1]] for i in images])
         return ids, np.repeat(np.arange(len(images), dtype=np.int32), lengths)
 
 
-def iterate_batches(table: np.ndarray, image_index: np.ndarray, tokens: np.ndarray,
-                    labels: np.ndarray | None, questions_per_batch: int,
-                    rng: np.random.Generator | None = None) -> Iterator[tuple]:
+def iterate_batches(
+    table: np.ndarray,
+    image_index: np.ndarray,
+    tokens: np.ndarray,
+    labels: np.ndarray | None,
+    questions_per_batch: int,
+    rng: np.random.Generator | None = None,
+) -> Iterator[tuple]:
     """Yield ``((images, tokens, index), labels)`` batches (labels None when not given)."""
     groups = GroupedQuestions(image_index, len(table))
     for images in groups.image_chunks(questions_per_batch, rng):
@@ -51,8 +55,14 @@ def iterate_batches(table: np.ndarray, image_index: np.ndarray, tokens: np.ndarr
         yield inputs, (None if labels is None else labels[ids]), ids
 
 
-def training_dataset(table: np.ndarray, image_index: np.ndarray, tokens: np.ndarray,
-                     labels: np.ndarray, questions_per_batch: int, seed: int | None):
+def training_dataset(
+    table: np.ndarray,
+    image_index: np.ndarray,
+    tokens: np.ndarray,
+    labels: np.ndarray,
+    questions_per_batch: int,
+    seed: int | None,
+):
     """A ``tf.data`` pipeline of grouped batches, reshuffled every epoch, with prefetch."""
     import tensorflow as tf
 
@@ -61,16 +71,18 @@ def training_dataset(table: np.ndarray, image_index: np.ndarray, tokens: np.ndar
     def generate():
         rng = None if seed is None else np.random.default_rng([seed, epoch[0]])
         epoch[0] += 1
-        for inputs, batch_labels, _ in iterate_batches(table, image_index, tokens, labels,
-                                                       questions_per_batch, rng):
+        for inputs, batch_labels, _ in iterate_batches(
+            table, image_index, tokens, labels, questions_per_batch, rng
+        ):
             yield inputs, batch_labels
 
-    n_batches = len(GroupedQuestions(image_index, len(table)).image_chunks(
-        questions_per_batch, None))
+    n_batches = len(GroupedQuestions(image_index, len(table)).image_chunks(questions_per_batch, None))
     signature = (
-        (tf.TensorSpec((None, *table.shape[1:]), tf.as_dtype(table.dtype)),
-         tf.TensorSpec((None, tokens.shape[1]), tf.int32),
-         tf.TensorSpec((None,), tf.int32)),
+        (
+            tf.TensorSpec((None, *table.shape[1:]), tf.as_dtype(table.dtype)),
+            tf.TensorSpec((None, tokens.shape[1]), tf.int32),
+            tf.TensorSpec((None,), tf.int32),
+        ),
         tf.TensorSpec((None,), tf.int32),
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from recognisers.errors import ArgumentParser, UserError, import_keras, run_cli
 from vqa.model import KINDS, ModelConfig
@@ -29,8 +29,9 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="vqa", description="Visual question answering: VGG "
-                                     "image features + LSTM question encoder.")
+    parser = ArgumentParser(
+        prog="vqa", description="Visual question answering: VGG image features + LSTM question encoder."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model on a VQA dataset")
@@ -39,28 +40,46 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="replace an existing model")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=128, help="questions per batch (about)")
-    train.add_argument("--learning-rate", type=float,
-                       help="default: 2e-3 for cnn-lstm, 5e-4 for attention, 1e-3 for relation")
-    train.add_argument("--val-fraction", type=float, default=0.1,
-                       help="share of training images kept for validation / early stopping")
+    train.add_argument(
+        "--learning-rate",
+        type=float,
+        help="default: 2e-3 for cnn-lstm, 5e-4 for attention, 1e-3 for relation",
+    )
+    train.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of training images kept for validation / early stopping",
+    )
     train.add_argument("--patience", type=int, default=3, help="early-stopping patience")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--top-answers", type=int, default=1000, help="answer vocabulary size")
     train.add_argument("--image-encoder", choices=("compact", "vgg16", "vgg19"), default="compact")
-    train.add_argument("--image-size", type=int,
-                       help="default 64 (compact; 80 for relation), 224 (vgg)")
-    train.add_argument("--filters", help="compact CNN widths per block (default: 32,64,128 "
-                       "for cnn-lstm, 16,32,64 for attention, 16,32,64,64 for relation)")
+    train.add_argument("--image-size", type=int, help="default 64 (compact; 80 for relation), 224 (vgg)")
+    train.add_argument(
+        "--filters",
+        help="compact CNN widths per block (default: 32,64,128 "
+        "for cnn-lstm, 16,32,64 for attention, 16,32,64,64 for relation)",
+    )
     train.add_argument("--vgg-layer", choices=("fc7", "pool"), default="fc7")
     train.add_argument("--vgg-weights", default="none", help="none, imagenet or a weights file")
-    train.add_argument("--model", choices=KINDS, default=ModelConfig.kind,
-                       help="cnn-lstm: pooled image vector (baseline); attention: question-"
-                       "guided attention over a feature map with coordinates; relation: a "
-                       "question-conditioned relation module over pairs of cells")
-    train.add_argument("--hops", type=int, default=ModelConfig.hops,
-                       help="attention rounds (--model attention)")
-    train.add_argument("--relation-units", type=int, default=ModelConfig.relation_units,
-                       help="width of g, run per pair of cells (--model relation)")
+    train.add_argument(
+        "--model",
+        choices=KINDS,
+        default=ModelConfig.kind,
+        help="cnn-lstm: pooled image vector (baseline); attention: question-"
+        "guided attention over a feature map with coordinates; relation: a "
+        "question-conditioned relation module over pairs of cells",
+    )
+    train.add_argument(
+        "--hops", type=int, default=ModelConfig.hops, help="attention rounds (--model attention)"
+    )
+    train.add_argument(
+        "--relation-units",
+        type=int,
+        default=ModelConfig.relation_units,
+        help="width of g, run per pair of cells (--model relation)",
+    )
     train.add_argument("--embed-dim", type=int, default=64)
     train.add_argument("--lstm-units", default="64", help="comma list, one per LSTM layer")
     train.add_argument("--hidden", type=int, default=128)
@@ -89,13 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="answer a question about an image")
     pr.add_argument("model_dir")
     pr.add_argument("--image", required=True)
-    pr.add_argument("--question", required=True, action="append",
-                    help="a question; repeat for several about the same image")
+    pr.add_argument(
+        "--question",
+        required=True,
+        action="append",
+        help="a question; repeat for several about the same image",
+    )
     pr.add_argument("--top", type=int, default=3)
-    pr.add_argument("--json", action="store_true",
-                    help='one line per question: {"question", "answers", "unknown_words"}')
-    pr.add_argument("--explain", metavar="PNG",
-                    help="write the image with where the model looked (first question)")
+    pr.add_argument(
+        "--json", action="store_true", help='one line per question: {"question", "answers", "unknown_words"}'
+    )
+    pr.add_argument(
+        "--explain", metavar="PNG", help="write the image with where the model looked (first question)"
+    )
     pr.set_defaults(handler=cmd_predict)
     return parser
 
@@ -129,8 +154,9 @@ def read_dataset(args: argparse.Namespace):
         return data.read_vqa2(args.questions, args.annotations, args.images, args.max_questions)
     manifest = getattr(args, "train", None) or getattr(args, "data", None)
     if not manifest:
-        raise UserError("--dataset jsonl needs " + ("--train FILE" if hasattr(args, "train")
-                                                    else "--data FILE"))
+        raise UserError(
+            "--dataset jsonl needs " + ("--train FILE" if hasattr(args, "train") else "--data FILE")
+        )
     return data.read_jsonl(manifest, args.max_questions)
 
 
@@ -157,15 +183,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     default_size = defaults.encoder.image_size if args.image_encoder == "compact" else 224
     filters = _int_list(args.filters, "--filters") if args.filters else defaults.encoder.filters
     settings = TrainSettings(
-        epochs=args.epochs, batch_size=args.batch_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
         learning_rate=args.learning_rate or defaults.learning_rate,
-        val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
-        top_answers=args.top_answers, cache_dir=args.cache_dir, verbose=0 if args.quiet else 2,
-        encoder=EncoderConfig(args.image_encoder, args.image_size or default_size,
-                              filters, args.vgg_layer, weights),
-        network=ModelConfig(args.model, args.embed_dim, _int_list(args.lstm_units, "--lstm-units"),
-                            args.hidden, args.fusion, args.dropout, args.hops,
-                            args.relation_units))
+        val_fraction=args.val_fraction,
+        patience=args.patience,
+        seed=args.seed,
+        top_answers=args.top_answers,
+        cache_dir=args.cache_dir,
+        verbose=0 if args.quiet else 2,
+        encoder=EncoderConfig(
+            args.image_encoder, args.image_size or default_size, filters, args.vgg_layer, weights
+        ),
+        network=ModelConfig(
+            args.model,
+            args.embed_dim,
+            _int_list(args.lstm_units, "--lstm-units"),
+            args.hidden,
+            args.fusion,
+            args.dropout,
+            args.hops,
+            args.relation_units,
+        ),
+    )
     settings.encoder.check()
     settings.network.check(settings.encoder)
     dataset = read_dataset(args)
@@ -174,9 +214,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         model.save(workdir)
         plot_history(workdir / HISTORY_CSV, workdir / HISTORY_PNG, f"vqa: {dataset.name}")
     info = model.info
-    print(f"saved {args.out}: {len(model.answers)} answers, {info['train_questions']} training "
-          f"questions, best epoch {info['best_epoch']}/{info['epochs_run']}, validation "
-          f"accuracy {100 * (info['validation_accuracy'] or 0):.2f}%, {info['train_seconds']} s")
+    print(
+        f"saved {args.out}: {len(model.answers)} answers, {info['train_questions']} training "
+        f"questions, best epoch {info['best_epoch']}/{info['epochs_run']}, validation "
+        f"accuracy {100 * (info['validation_accuracy'] or 0):.2f}%, {info['train_seconds']} s"
+    )
     return 0
 
 
@@ -189,18 +231,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from vqa.features import default_cache_dir
 
     report_path = Path(args.report)
-    confusion = Path(args.confusion) if args.confusion else report_path.with_suffix(
-        ".confusion.png")
+    confusion = Path(args.confusion) if args.confusion else report_path.with_suffix(".confusion.png")
     check_output_file(report_path, "--report")
     check_output_file(confusion, "--confusion")
     model = VQAModel.load(args.model_dir)
     dataset = read_dataset(args)
     # only a frozen VGG encoder uses the cache; the compact CNN ignores it
-    report, predictions = evaluate(model, dataset, args.model_dir,
-                                   args.cache_dir or default_cache_dir())
+    report, predictions = evaluate(model, dataset, args.model_dir, args.cache_dir or default_cache_dir())
     report["confusion_png"] = str(confusion)
-    plot_confusion(dataset.answers, predictions, report["per_type"], confusion,
-                   f"vqa: {dataset.name}")
+    plot_confusion(dataset.answers, predictions, report["per_type"], confusion, f"vqa: {dataset.name}")
     write_json(report_path, report)
     print_table(f"vqa evaluate: {dataset.name}", report_rows(report))
     print(f"report: {report_path}  confusion matrix: {confusion}")
@@ -210,8 +249,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from vqa.shapes import write_shapes_set
 
-    manifest = write_shapes_set(args.out, ShapesConfig(images=args.images, seed=args.seed),
-                                force=args.force)
+    manifest = write_shapes_set(args.out, ShapesConfig(images=args.images, seed=args.seed), force=args.force)
     print(f"wrote {args.images} images and their questions to {manifest}")
     return 0
 
@@ -234,9 +272,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         none_known = set(unknown) >= set(model.questions.words(question))  # also: no word at all
         _warn_unknown(question, unknown, none_known, len(questions) > 1)
         if args.json:
-            print(json.dumps({"question": question, "answers": [
-                {"answer": a, "probability": round(p, 6)} for a, p in answers],
-                "unknown_words": unknown}))
+            print(
+                json.dumps(
+                    {
+                        "question": question,
+                        "answers": [{"answer": a, "probability": round(p, 6)} for a, p in answers],
+                        "unknown_words": unknown,
+                    }
+                )
+            )
             continue
         prefix = f"{question}\t" if len(questions) > 1 else ""
         for answer, prob in answers:
@@ -257,11 +301,15 @@ def _warn_unknown(question: str, unknown: list[str], none_known: bool, name_it: 
     where = f" ({question!r})" if name_it else ""
     words = ", ".join(unknown)
     if none_known:
-        print(f"vqa: warning: no word of the question{where} is in the model's vocabulary "
-              f"({words or 'no words at all'}): the answer ignores the question", file=sys.stderr)
+        print(
+            f"vqa: warning: no word of the question{where} is in the model's vocabulary "
+            f"({words or 'no words at all'}): the answer ignores the question",
+            file=sys.stderr,
+        )
     else:
-        print(f"vqa: warning: not in the model's vocabulary, read as unknown{where}: {words}",
-              file=sys.stderr)
+        print(
+            f"vqa: warning: not in the model's vocabulary, read as unknown{where}: {words}", file=sys.stderr
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ class VQASet:
     def __len__(self) -> int:
         return len(self.questions)
 
-    def subset(self, keep: np.ndarray, name: str | None = None) -> "VQASet":
+    def subset(self, keep: np.ndarray, name: str | None = None) -> VQASet:
         """The questions at ``keep`` (indices), with only the images they use."""
         keep = np.asarray(keep, dtype=np.int64)
         used, new_index = np.unique(self.image_index[keep], return_inverse=True)
@@ -50,13 +51,12 @@ class VQASet:
             questions=[self.questions[i] for i in keep],
             answers=[self.answers[i] for i in keep],
             types=[self.types[i] for i in keep],
-            human_answers=None if self.human_answers is None
-            else [self.human_answers[i] for i in keep],
+            human_answers=None if self.human_answers is None else [self.human_answers[i] for i in keep],
             name=name or self.name,
             info=dict(self.info),
         )
 
-    def head(self, max_questions: int | None) -> "VQASet":
+    def head(self, max_questions: int | None) -> VQASet:
         """The first ``max_questions`` questions (all when None), in reading order."""
         if max_questions is None or max_questions >= len(self):
             return self
@@ -65,8 +65,9 @@ class VQASet:
         return self.subset(np.arange(max_questions))
 
 
-def _build(items: list[tuple[str, str, str, str, list[str] | None]], name: str,
-           info: dict | None = None) -> VQASet:
+def _build(
+    items: Sequence[tuple[str, str, str, str, list[str] | None]], name: str, info: dict | None = None
+) -> VQASet:
     """Assemble a set from (image, question, answer, type, human answers) tuples."""
     if not items:
         raise UserError(f"{name}: no questions found")
@@ -108,8 +109,7 @@ def read_easy_vqa(split: str, max_questions: int | None = None) -> VQASet:
         texts, answers, ids = easy_vqa.get_test_questions()
         paths = easy_vqa.get_test_image_paths()
     items = [(paths[i], q, a, easy_vqa_type(q), None) for q, a, i in zip(texts, answers, ids)]
-    return _build(items, f"easy-vqa/{split}", {"dataset": "easy-vqa", "split": split}).head(
-        max_questions)
+    return _build(items, f"easy-vqa/{split}", {"dataset": "easy-vqa", "split": split}).head(max_questions)
 
 
 def _load_json(path: str | os.PathLike, what: str):
@@ -127,8 +127,7 @@ def coco_image_path(images: Path, subtype: str, image_id: int) -> str:
     return str(images / f"COCO_{subtype}_{int(image_id):012d}.jpg")
 
 
-def read_vqa2(questions: str, annotations: str, images: str,
-              max_questions: int | None = None) -> VQASet:
+def read_vqa2(questions: str, annotations: str, images: str, max_questions: int | None = None) -> VQASet:
     """VQA v2 questions + annotations JSON and a COCO image folder; keeps the 10 human answers."""
     qdata = _load_json(questions, "questions")
     adata = _load_json(annotations, "annotations")
@@ -141,14 +140,23 @@ def read_vqa2(questions: str, annotations: str, images: str,
             if ann is None:
                 continue
             human = [str(a["answer"]) for a in ann.get("answers", [])]
-            items.append((coco_image_path(Path(images), subtype, q["image_id"]), q["question"],
-                          str(ann["multiple_choice_answer"]), ann.get("answer_type", "other"),
-                          human or None))
+            items.append(
+                (
+                    coco_image_path(Path(images), subtype, q["image_id"]),
+                    q["question"],
+                    str(ann["multiple_choice_answer"]),
+                    ann.get("answer_type", "other"),
+                    human or None,
+                )
+            )
     except (KeyError, TypeError, AttributeError) as exc:
-        raise UserError(f"{questions} / {annotations} are not in the VQA v2 format "
-                        f"(missing {exc})") from None
-    info = {"dataset": "vqa2", "questions": str(questions), "annotations": str(annotations),
-            "images": str(images)}
+        raise UserError(f"{questions} / {annotations} are not in the VQA v2 format (missing {exc})") from None
+    info = {
+        "dataset": "vqa2",
+        "questions": str(questions),
+        "annotations": str(annotations),
+        "images": str(images),
+    }
     return _build(items[:max_questions] if max_questions else items, "vqa2", info)
 
 
@@ -186,8 +194,7 @@ def _manifest_item(path: Path, number: int, line: str):
         if not isinstance(obj.get(key), str) or not obj[key].strip():
             raise UserError(f"{where}: missing {key!r}")
     human = obj.get("answers")
-    if human is not None and not (isinstance(human, list)
-                                  and all(isinstance(a, str) for a in human)):
+    if human is not None and not (isinstance(human, list) and all(isinstance(a, str) for a in human)):
         raise UserError(f"{where}: 'answers' must be a list of strings")
     answer = obj.get("answer")
     if not isinstance(answer, str) or not answer.strip():
@@ -213,5 +220,7 @@ def split_by_image(data: VQASet, fraction: float, seed: int) -> tuple[VQASet, VQ
         raise UserError(f"cannot cut a {fraction:.0%} validation slice from {n_images} images")
     val_images = np.random.default_rng(seed).permutation(n_images)[:n_val]
     is_val = np.isin(data.image_index, val_images)
-    return (data.subset(np.flatnonzero(~is_val), f"{data.name} (train part)"),
-            data.subset(np.flatnonzero(is_val), f"{data.name} (validation)"))
+    return (
+        data.subset(np.flatnonzero(~is_val), f"{data.name} (train part)"),
+        data.subset(np.flatnonzero(is_val), f"{data.name} (validation)"),
+    )

@@ -18,12 +18,12 @@ from vqa.metrics import exact_match, official_type_score, per_type_accuracy, vqa
 MAX_CONFUSION_ANSWERS = 30
 
 
-def evaluate(model: VQAModel, data: VQASet, model_dir: str | os.PathLike,
-             cache_dir: str | os.PathLike | None = None) -> tuple[dict, list[str]]:
+def evaluate(
+    model: VQAModel, data: VQASet, model_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None
+) -> tuple[dict, list[str]]:
     """The report (metrics, counts, dataset, model, time) and the predicted answers."""
     started = time.perf_counter()
-    probs = model.grouped_probabilities(data.image_paths, data.image_index, data.questions,
-                                        cache_dir)
+    probs = model.grouped_probabilities(data.image_paths, data.image_index, data.questions, cache_dir)
     predictions = [model.answers[j] for j in probs.argmax(axis=1)]
     seconds = time.perf_counter() - started
     correct = [float(exact_match(p, a)) for p, a in zip(predictions, data.answers)]
@@ -48,26 +48,29 @@ def official_metric(predictions: list[str], data: VQASet) -> dict:
     Per-type figures use the score the official script averages per type (see
     :func:`vqa.metrics.official_type_score`). Empty when no question has human answers.
     """
-    human = data.human_answers or []
-    rows = [i for i, h in enumerate(human) if h]
-    if not rows:
+    answered = [(i, h) for i, h in enumerate(data.human_answers or []) if h]
+    if not answered:
         return {}
     return {
-        "vqa_accuracy": float(np.mean([vqa_accuracy(predictions[i], human[i]) for i in rows])),
-        "vqa_accuracy_count": len(rows),
+        "vqa_accuracy": float(np.mean([vqa_accuracy(predictions[i], h) for i, h in answered])),
+        "vqa_accuracy_count": len(answered),
         "per_type_vqa_accuracy": per_type_accuracy(
-            [official_type_score(predictions[i], human[i]) for i in rows],
-            [data.types[i] for i in rows]),
+            [official_type_score(predictions[i], h) for i, h in answered],
+            [data.types[i] for i, _ in answered],
+        ),
     }
 
 
 def report_rows(report: dict) -> list[tuple[str, object]]:
     """The rows of the short human table."""
-    rows: list[tuple[str, object]] = [("questions", report["count"]),
-                                      ("accuracy", report["accuracy"])]
+    rows: list[tuple[str, object]] = [("questions", report["count"]), ("accuracy", report["accuracy"])]
     if "vqa_accuracy" in report:
-        rows.append((f"vqa_accuracy, official ({report['vqa_accuracy_count']} with human "
-                     "answers)", report["vqa_accuracy"]))
+        rows.append(
+            (
+                f"vqa_accuracy, official ({report['vqa_accuracy_count']} with human answers)",
+                report["vqa_accuracy"],
+            )
+        )
     for kind, entry in report["per_type"].items():
         rows.append((f"accuracy: {kind} ({entry['count']})", entry["accuracy"]))
     rows.append(("questions/s", float(report["questions_per_second"])))
@@ -88,8 +91,9 @@ def confusion_counts(truth: list[str], predicted: list[str]) -> tuple[list[str],
     return labels + ["(other)"], matrix
 
 
-def plot_confusion(truth: list[str], predicted: list[str], per_type: dict,
-                   png_path: str | os.PathLike, title: str) -> None:
+def plot_confusion(
+    truth: list[str], predicted: list[str], per_type: dict, png_path: str | os.PathLike, title: str
+) -> None:
     """The confusion matrix beside a bar chart of accuracy per question type.
 
     Colours are shares of each true answer (rows sum to 1), so rare answers are as readable
@@ -104,13 +108,21 @@ def plot_confusion(truth: list[str], predicted: list[str], per_type: dict,
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     side = max(4.0, 0.4 * len(labels) + 2)
     bars = max(3.0, 0.5 * len(per_type) + 2)
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(side + 1 + bars, side),
-                                 gridspec_kw={"width_ratios": [side + 1, bars]})
+    fig, (ax, bx) = plt.subplots(
+        1, 2, figsize=(side + 1 + bars, side), gridspec_kw={"width_ratios": [side + 1, bars]}
+    )
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
     for (i, j), count in np.ndenumerate(matrix):
         if count:
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                    color="white" if shares[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if shares[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(len(labels)), labels, rotation=90)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
@@ -120,10 +132,9 @@ def plot_confusion(truth: list[str], predicted: list[str], per_type: dict,
     kinds = list(per_type)
     values = [100 * per_type[k]["accuracy"] for k in kinds]
     bx.bar(range(len(kinds)), values, color="tab:blue")
-    for i, (kind, value) in enumerate(zip(kinds, values)):
+    for i, value in enumerate(values):
         bx.text(i, value + 1, f"{value:.1f}", ha="center", fontsize=7)
-    bx.set_xticks(range(len(kinds)), [f"{k} ({per_type[k]['count']})" for k in kinds],
-                  rotation=90)
+    bx.set_xticks(range(len(kinds)), [f"{k} ({per_type[k]['count']})" for k in kinds], rotation=90)
     bx.set_ylim(0, 110)
     bx.set_ylabel("accuracy %")
     bx.set_title("per question type", fontsize=9)

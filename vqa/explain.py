@@ -52,8 +52,7 @@ def _scaled(maps: np.ndarray) -> np.ndarray:
     return maps / np.maximum(peak, 1e-12)[:, None, None]
 
 
-def attention_maps(network, pixels: np.ndarray,
-                   tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def attention_maps(network, pixels: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(answer probabilities, maps ``(hops, side, side)``) of one image and one question."""
     probs, maps = network([pixels[None], tokens, np.zeros(1, np.int32)], training=False)
     maps = np.asarray(maps)[0]
@@ -61,8 +60,7 @@ def attention_maps(network, pixels: np.ndarray,
     return np.asarray(probs)[0], _scaled(maps.reshape(len(maps), side, side))
 
 
-def saliency_map(float_network, pixels: np.ndarray, tokens: np.ndarray,
-                 answer: int) -> np.ndarray:
+def saliency_map(float_network, pixels: np.ndarray, tokens: np.ndarray, answer: int) -> np.ndarray:
     """|d p(answer) / d pixel|, largest over colour channels, shape ``(1, size, size)``."""
     import tensorflow as tf
 
@@ -87,15 +85,23 @@ def write_explanation(model, image, question: str, png_path: str | os.PathLike) 
     explanation = model.explain(image, question)
     size = model.encoder_config.image_size
     pixels = load_image(image, size)
-    fig, axes = plt.subplots(1, len(explanation.maps) + 1,
-                             figsize=(3.2 * (len(explanation.maps) + 1), 3.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(explanation.maps) + 1, figsize=(3.2 * (len(explanation.maps) + 1), 3.6), squeeze=False
+    )
     axes[0, 0].imshow(pixels)
     answer, prob = explanation.answers[0]
     axes[0, 0].set_title(f"{answer} ({prob:.2f})", fontsize=9)
     for ax, heat, label in zip(axes[0, 1:], explanation.maps, explanation.labels):
         ax.imshow(pixels)
-        ax.imshow(heat, cmap="jet", alpha=0.5, extent=(0, size, size, 0),
-                  interpolation="bilinear", vmin=0.0, vmax=1.0)
+        ax.imshow(
+            heat,
+            cmap="jet",
+            alpha=0.5,
+            extent=(0, size, size, 0),
+            interpolation="bilinear",
+            vmin=0.0,
+            vmax=1.0,
+        )
         ax.set_title(label, fontsize=9)
     for ax in axes[0]:
         ax.axis("off")

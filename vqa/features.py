@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class EncoderConfig:
         return {**asdict(self), "filters": list(self.filters)}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "EncoderConfig":
+    def from_json(cls, obj: dict) -> EncoderConfig:
         return cls(**{**obj, "filters": tuple(obj.get("filters", cls.filters))})
 
     def check(self) -> None:
@@ -61,7 +61,7 @@ class EncoderConfig:
         if self.image_size < 32:
             raise UserError("--image-size must be at least 32")
         weights = self.vgg_weights
-        if self.frozen and weights not in (None, "imagenet") and not Path(weights).is_file():
+        if self.frozen and weights is not None and weights != "imagenet" and not Path(weights).is_file():
             raise UserError(f"VGG weights file not found: {weights}")
 
 
@@ -105,12 +105,14 @@ def build_vgg_encoder(config: EncoderConfig):
             base = app(include_top=True, weights=config.vgg_weights, input_shape=(size, size, 3))
             out = base.get_layer("fc2").output
         else:
-            base = app(include_top=False, weights=config.vgg_weights,
-                       input_shape=(size, size, 3), pooling="avg")
+            base = app(
+                include_top=False, weights=config.vgg_weights, input_shape=(size, size, 3), pooling="avg"
+            )
             out = base.output
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot build {config.kind} with weights {config.vgg_weights!r}: "
-                        f"{str(exc).splitlines()[0]}") from None
+        raise UserError(
+            f"cannot build {config.kind} with weights {config.vgg_weights!r}: {str(exc).splitlines()[0]}"
+        ) from None
     out = keras.layers.UnitNormalization(name="l2_norm")(out)
     encoder = keras.Model(base.input, out, name=f"{config.kind}_{config.vgg_layer}")
     encoder.trainable = False
@@ -181,7 +183,7 @@ class FeatureCache:
         with Progress(transient=True) as progress:
             task = progress.add_task(f"{self.config.kind} features", total=len(missing))
             for start in range(0, len(missing), batch_size):
-                chunk = missing[start:start + batch_size]
+                chunk = missing[start : start + batch_size]
                 batch = np.stack([load_image(paths[i], size) for i in chunk])
                 feats = np.asarray(self.encoder(vgg_preprocess(batch), training=False))
                 for i, feat in zip(chunk, feats):
@@ -193,8 +195,12 @@ class FeatureCache:
                 progress.advance(task, len(chunk))
 
 
-def image_table(images: Sequence[str | os.PathLike | np.ndarray], config: EncoderConfig,
-                image_encoder=None, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+def image_table(
+    images: Sequence[str | os.PathLike | np.ndarray],
+    config: EncoderConfig,
+    image_encoder=None,
+    cache_dir: str | os.PathLike | None = None,
+) -> np.ndarray:
     """What the network's image input takes: pixels (trainable CNN) or frozen VGG features.
 
     Features of image files are cached on disk when ``cache_dir`` is given, so that a frozen

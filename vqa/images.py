@@ -8,7 +8,7 @@ in (``draft`` lets JPEG decode at a fraction of full size); what cannot be read 
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image

@@ -62,10 +62,9 @@ class ModelConfig:
         return {**asdict(self), "lstm_units": list(self.lstm_units)}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "ModelConfig":
+    def from_json(cls, obj: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{**{k: v for k, v in obj.items() if k in known},
-                      "lstm_units": tuple(obj["lstm_units"])})
+        return cls(**{**{k: v for k, v in obj.items() if k in known}, "lstm_units": tuple(obj["lstm_units"])})
 
     def check(self, encoder: EncoderConfig | None = None) -> None:
         """Refuse settings the network cannot build (with ``encoder``: the pair, too)."""
@@ -75,8 +74,13 @@ class ModelConfig:
             raise UserError(f"--model must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.fusion not in FUSIONS:
             raise UserError(f"--fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
-        if (not self.lstm_units or min(self.lstm_units) < 1 or self.hidden < 1 or self.hops < 1
-                or self.relation_units < 1):
+        if (
+            not self.lstm_units
+            or min(self.lstm_units) < 1
+            or self.hidden < 1
+            or self.hops < 1
+            or self.relation_units < 1
+        ):
             raise UserError("LSTM, hidden and relation sizes and --hops must be positive")
 
 
@@ -104,12 +108,10 @@ def _coordinate_layer():
 
         def call(self, fmap):
             h, w = fmap.shape[1], fmap.shape[2]
-            ys, xs = ops.meshgrid(ops.linspace(-1.0, 1.0, h), ops.linspace(-1.0, 1.0, w),
-                                  indexing="ij")
+            ys, xs = ops.meshgrid(ops.linspace(-1.0, 1.0, h), ops.linspace(-1.0, 1.0, w), indexing="ij")
             coords = ops.cast(ops.stack([xs, ys], axis=-1), fmap.dtype)
             coords = ops.broadcast_to(coords[None], (ops.shape(fmap)[0], h, w, 2))
-            return ops.reshape(ops.concatenate([fmap, coords], axis=-1),
-                               (-1, h * w, fmap.shape[3] + 2))
+            return ops.reshape(ops.concatenate([fmap, coords], axis=-1), (-1, h * w, fmap.shape[3] + 2))
 
         def compute_output_shape(self, shape):
             return (shape[0], shape[1] * shape[2], shape[3] + 2)
@@ -132,13 +134,10 @@ def _attention_layer(hops: int, units: int):
             super().__init__(**kwargs)
             self.hops, self.units = hops, units
             self.cell_proj = [layers.Dense(units, name=f"cell{k}") for k in range(hops)]
-            self.query_proj = [layers.Dense(units, use_bias=False, name=f"query{k}")
-                               for k in range(hops)]
-            self.query_scale = [layers.Dense(units, use_bias=False, name=f"scale{k}")
-                                for k in range(hops)]
+            self.query_proj = [layers.Dense(units, use_bias=False, name=f"query{k}") for k in range(hops)]
+            self.query_scale = [layers.Dense(units, use_bias=False, name=f"scale{k}") for k in range(hops)]
             self.score = [layers.Dense(1, name=f"score{k}") for k in range(hops)]
-            self.update = [layers.Dense(units, activation="tanh", name=f"update{k}")
-                           for k in range(hops)]
+            self.update = [layers.Dense(units, activation="tanh", name=f"update{k}") for k in range(hops)]
 
         def call(self, image_cells, index, query):
             index = ops.cast(index, "int32")
@@ -216,8 +215,14 @@ def _relation_layer(units: int):
     return QuestionConditionedRelations(units, name="relations")
 
 
-def build_vqa_model(encoder: EncoderConfig, config: ModelConfig, vocabulary_size: int,
-                    max_length: int, n_answers: int, image_dtype: str = "uint8"):
+def build_vqa_model(
+    encoder: EncoderConfig,
+    config: ModelConfig,
+    vocabulary_size: int,
+    max_length: int,
+    n_answers: int,
+    image_dtype: str = "uint8",
+):
     """The whole trainable network (the compact CNN inside it; frozen VGG features come in).
 
     A spatial model has two outputs: the answers and the attention maps ``(n, hops, cells)``.
@@ -232,8 +237,7 @@ def build_vqa_model(encoder: EncoderConfig, config: ModelConfig, vocabulary_size
         images = keras.Input((FEATURE_DIMS[encoder.vgg_layer],), name="images")
         image_features = images
     else:
-        images = keras.Input((encoder.image_size, encoder.image_size, 3), dtype=image_dtype,
-                             name="images")
+        images = keras.Input((encoder.image_size, encoder.image_size, 3), dtype=image_dtype, name="images")
         image_features = build_compact_cnn(encoder, not config.spatial, image_dtype)(images)
     questions = keras.Input((max_length,), dtype="int32", name="questions")
     image_index = keras.Input((), dtype="int32", name="image_index")
@@ -245,14 +249,16 @@ def build_vqa_model(encoder: EncoderConfig, config: ModelConfig, vocabulary_size
         v = layers.Dense(config.hidden, activation="tanh", name="image_dense")(image_features)
         v = _gather_layer()(v, image_index)
         q = _question_vector(questions, config, vocabulary_size)
-        x = (layers.Multiply(name="fuse_product")([v, q]) if config.fusion == "product"
-             else layers.Concatenate(name="fuse_concat")([v, q]))
+        x = (
+            layers.Multiply(name="fuse_product")([v, q])
+            if config.fusion == "product"
+            else layers.Concatenate(name="fuse_concat")([v, q])
+        )
     x = layers.Dropout(config.dropout)(x)
     x = layers.Dense(config.hidden, activation="relu", name="head_dense")(x)
     x = layers.Dropout(config.dropout)(x)
     answers = layers.Dense(n_answers, activation="softmax", name="answers")(x)
-    outputs = ([answers, layers.Identity(name=ATTENTION_OUTPUT)(maps)] if config.spatial
-               else answers)
+    outputs = [answers, layers.Identity(name=ATTENTION_OUTPUT)(maps)] if config.spatial else answers
     return keras.Model([images, questions, image_index], outputs, name="vqa")
 
 
@@ -260,8 +266,7 @@ def _question_vector(questions, config: ModelConfig, vocabulary_size: int):
     """Embedding -> LSTM(s) -> dense: the question as one vector of ``hidden`` values."""
     from keras import layers
 
-    q = layers.Embedding(vocabulary_size, config.embed_dim, mask_zero=True,
-                         name="embedding")(questions)
+    q = layers.Embedding(vocabulary_size, config.embed_dim, mask_zero=True, name="embedding")(questions)
     for i, units in enumerate(config.lstm_units):
         last = i == len(config.lstm_units) - 1
         q = layers.LSTM(units, return_sequences=not last, name=f"lstm{i}")(q)

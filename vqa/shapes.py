@@ -30,13 +30,23 @@ import numpy as np
 from recognisers.errors import UserError
 from recognisers.modeldir import current_umask
 
-COLOURS = {"red": (230, 30, 30), "green": (30, 170, 40), "blue": (40, 70, 230),
-           "orange": (250, 150, 20), "gray": (128, 128, 128), "yellow": (225, 215, 0)}
+COLOURS = {
+    "red": (230, 30, 30),
+    "green": (30, 170, 40),
+    "blue": (40, 70, 230),
+    "orange": (250, 150, 20),
+    "gray": (128, 128, 128),
+    "yellow": (225, 215, 0),
+}
 SHAPES = ("square", "circle")
 NON_RELATIONAL = ("position", "shape", "colour")
 RELATIONAL = ("closest", "furthest", "count")
-CORNERS = {"top left": (0.0, 0.0), "top right": (1.0, 0.0), "bottom left": (0.0, 1.0),
-           "bottom right": (1.0, 1.0)}
+CORNERS = {
+    "top left": (0.0, 0.0),
+    "top right": (1.0, 0.0),
+    "bottom left": (0.0, 1.0),
+    "bottom right": (1.0, 1.0),
+}
 MANIFEST = "questions.jsonl"
 
 
@@ -68,8 +78,7 @@ def random_scene(rng: np.random.Generator, config: ShapesConfig) -> Scene:
         x, y = (float(v) for v in rng.uniform(low, high, size=2))
         if all((x - a) ** 2 + (y - b) ** 2 > (config.object_size * 1.5) ** 2 for a, b in centres):
             centres.append((x, y))
-    return Scene({colour: (SHAPES[int(rng.integers(2))], x, y)
-                  for colour, (x, y) in zip(COLOURS, centres)})
+    return Scene({colour: (SHAPES[int(rng.integers(2))], x, y) for colour, (x, y) in zip(COLOURS, centres)})
 
 
 def draw_scene(scene: Scene, config: ShapesConfig):
@@ -87,12 +96,12 @@ def draw_scene(scene: Scene, config: ShapesConfig):
 
 def _ranked(scene: Scene, x: float, y: float, skip: str | None = None) -> list[tuple[float, str]]:
     """(distance, colour) of the objects from a point, nearest first."""
-    return sorted((float(np.hypot(ox - x, oy - y)), c)
-                  for c, (_, ox, oy) in scene.objects.items() if c != skip)
+    return sorted(
+        (float(np.hypot(ox - x, oy - y)), c) for c, (_, ox, oy) in scene.objects.items() if c != skip
+    )
 
 
-def ask(kind: str, scene: Scene, rng: np.random.Generator,
-        config: ShapesConfig) -> tuple[str, str] | None:
+def ask(kind: str, scene: Scene, rng: np.random.Generator, config: ShapesConfig) -> tuple[str, str] | None:
     """One (question, answer) of ``kind``, or None when the drawn one would be ambiguous."""
     colour = list(COLOURS)[int(rng.integers(len(COLOURS)))]
     shape, x, y = scene.objects[colour]
@@ -119,18 +128,21 @@ def ask(kind: str, scene: Scene, rng: np.random.Generator,
             ranked = ranked[::-1]
         if abs(ranked[1][0] - ranked[0][0]) < config.margin:
             return None
-        return (f"What shape is the object {kind} {'to' if kind == 'closest' else 'from'} the "
-                f"{colour} object?", scene.objects[ranked[0][1]][0])
+        return (
+            f"What shape is the object {kind} {'to' if kind == 'closest' else 'from'} the {colour} object?",
+            scene.objects[ranked[0][1]][0],
+        )
     same = sum(1 for s, _, _ in scene.objects.values() if s == shape)
     return f"How many objects have the same shape as the {colour} object?", str(same)
 
 
-def scene_questions(scene: Scene, rng: np.random.Generator,
-                    config: ShapesConfig) -> list[tuple[str, str, str]]:
+def scene_questions(
+    scene: Scene, rng: np.random.Generator, config: ShapesConfig
+) -> list[tuple[str, str, str]]:
     """``questions_per_kind`` non-relational and as many relational (question, answer, type)."""
-    out = []
+    out: list[tuple[str, str, str]] = []
     for kinds in (NON_RELATIONAL, RELATIONAL):
-        while sum(1 for *_, t in out if t in kinds) < config.questions_per_kind:
+        while sum(t in kinds for *_, t in out) < config.questions_per_kind:
             kind = kinds[int(rng.integers(len(kinds)))]
             qa = ask(kind, scene, rng, config)
             if qa is not None:
@@ -138,8 +150,9 @@ def scene_questions(scene: Scene, rng: np.random.Generator,
     return out
 
 
-def write_shapes_set(out: str | os.PathLike, config: ShapesConfig = ShapesConfig(),
-                     force: bool = False) -> Path:
+def write_shapes_set(
+    out: str | os.PathLike, config: ShapesConfig = ShapesConfig(), force: bool = False
+) -> Path:
     """Write ``images/*.png`` and ``questions.jsonl`` into ``out``; returns the manifest.
 
     The set is written into a hidden sibling and renamed into place, so ``out`` is whole or
@@ -172,11 +185,13 @@ def write_shapes_set(out: str | os.PathLike, config: ShapesConfig = ShapesConfig
 def _write_into(folder: Path, config: ShapesConfig) -> None:
     (folder / "images").mkdir()
     rng = np.random.default_rng(config.seed)
-    lines = []
+    lines: list[str] = []
     for i in range(config.images):
         scene = random_scene(rng, config)
         name = f"images/{i:06d}.png"
         draw_scene(scene, config).save(folder / name)
-        lines.extend(json.dumps({"image": name, "question": q, "answer": a, "type": t})
-                     for q, a, t in scene_questions(scene, rng, config))
+        lines.extend(
+            json.dumps({"image": name, "question": q, "answer": a, "type": t})
+            for q, a, t in scene_questions(scene, rng, config)
+        )
     (folder / MANIFEST).write_text("\n".join(lines) + "\n", encoding="utf-8")

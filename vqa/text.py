@@ -8,7 +8,7 @@ way. Unknown words map to the OOV token (index 1) instead of failing.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -21,22 +21,26 @@ _STRIP = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
 class QuestionEncoder:
     """Questions -> fixed-length int token arrays (0 = padding, 1 = unknown word)."""
 
-    def __init__(self, vocabulary: Sequence[str] | None = None, max_length: int = 16,
-                 max_tokens: int = 10_000) -> None:
+    def __init__(
+        self, vocabulary: Sequence[str] | None = None, max_length: int = 16, max_tokens: int = 10_000
+    ) -> None:
         import keras
 
         self.max_length = int(max_length)
         self.max_tokens = int(max_tokens)
         self.layer = keras.layers.TextVectorization(
-            max_tokens=self.max_tokens, output_mode="int",
+            max_tokens=self.max_tokens,
+            output_mode="int",
             output_sequence_length=self.max_length,
-            standardize="lower_and_strip_punctuation")
+            standardize="lower_and_strip_punctuation",
+        )
         if vocabulary is not None:
             self.layer.set_vocabulary(list(vocabulary))
 
     @classmethod
-    def fit(cls, questions: Sequence[str], max_length: int | None = None,
-            max_tokens: int = 10_000) -> "QuestionEncoder":
+    def fit(
+        cls, questions: Sequence[str], max_length: int | None = None, max_tokens: int = 10_000
+    ) -> QuestionEncoder:
         """Learn the vocabulary; the length defaults to the longest training question (<= 30)."""
         longest = max(len(q.split()) for q in questions)
         encoder = cls(None, max_length or min(max(longest, 1), 30), max_tokens)
@@ -79,9 +83,8 @@ class QuestionEncoder:
         return self._known_words
 
     def to_json(self) -> dict:
-        return {"vocabulary": self.vocabulary, "max_length": self.max_length,
-                "max_tokens": self.max_tokens}
+        return {"vocabulary": self.vocabulary, "max_length": self.max_length, "max_tokens": self.max_tokens}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "QuestionEncoder":
+    def from_json(cls, obj: dict) -> QuestionEncoder:
         return cls(obj["vocabulary"], obj["max_length"], obj["max_tokens"])

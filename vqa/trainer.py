@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,19 +42,24 @@ class TrainSettings:
 # the question-only plateau of a generated shapes set, at 3e-4 to 5e-4 it left it.
 # The relation model runs g per pair of cells, so it takes a 5x5 map: 80x80 images, four
 # blocks.
-KIND_DEFAULTS = {"cnn-lstm": {"filters": EncoderConfig.filters, "learning_rate": 2e-3},
-                 "attention": {"filters": (16, 32, 64), "learning_rate": 5e-4},
-                 "relation": {"filters": (16, 32, 64, 64), "learning_rate": 1e-3,
-                              "image_size": 80}}
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cnn-lstm": {"filters": EncoderConfig.filters, "learning_rate": 2e-3},
+    "attention": {"filters": (16, 32, 64), "learning_rate": 5e-4},
+    "relation": {"filters": (16, 32, 64, 64), "learning_rate": 1e-3, "image_size": 80},
+}
 
 
 def settings_for(kind: str = ModelConfig.kind, **overrides) -> TrainSettings:
     """The default settings of ``vqa train --model kind``."""
     defaults = KIND_DEFAULTS[kind]
-    return TrainSettings(**{"learning_rate": defaults["learning_rate"],
-                            "encoder": EncoderConfig(filters=defaults["filters"],
-                                                     image_size=defaults.get("image_size", 64)),
-                            "network": ModelConfig(kind=kind), **overrides})
+    return TrainSettings(
+        **{
+            "learning_rate": defaults["learning_rate"],
+            "encoder": EncoderConfig(filters=defaults["filters"], image_size=defaults.get("image_size", 64)),
+            "network": ModelConfig(kind=kind),
+            **overrides,
+        }
+    )
 
 
 def train(data: VQASet, workdir: Path, settings: TrainSettings) -> VQAModel:
@@ -71,28 +77,45 @@ def train(data: VQASet, workdir: Path, settings: TrainSettings) -> VQAModel:
 
     image_encoder = build_vgg_encoder(settings.encoder) if settings.encoder.frozen else None
     cache_dir = settings.cache_dir or default_cache_dir()
-    tables = [image_table(part.image_paths, settings.encoder, image_encoder, cache_dir)
-              for part in (train_part, val_part)]
-    network = build_vqa_model(settings.encoder, settings.network, questions.vocabulary_size,
-                              questions.max_length, len(answers))
+    tables = [
+        image_table(part.image_paths, settings.encoder, image_encoder, cache_dir)
+        for part in (train_part, val_part)
+    ]
+    network = build_vqa_model(
+        settings.encoder, settings.network, questions.vocabulary_size, questions.max_length, len(answers)
+    )
     import keras
 
     trainable = answers_view(network)
-    trainable.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    train_ds = training_dataset(tables[0], train_part.image_index, questions(train_part.questions),
-                                train_labels, settings.batch_size, settings.seed)
-    val_ds = training_dataset(tables[1], val_part.image_index, questions(val_part.questions),
-                              val_labels, 1024, None)
+    trainable.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    train_ds = training_dataset(
+        tables[0],
+        train_part.image_index,
+        questions(train_part.questions),
+        train_labels,
+        settings.batch_size,
+        settings.seed,
+    )
+    val_ds = training_dataset(
+        tables[1], val_part.image_index, questions(val_part.questions), val_labels, 1024, None
+    )
     started = time.perf_counter()
     # shuffle=False: the pipeline reshuffles images itself, keeping each image's questions together.
-    history = trainable.fit(train_ds, validation_data=val_ds, epochs=settings.epochs,
-                          callbacks=training_callbacks(workdir, settings.patience),
-                          verbose=settings.verbose, shuffle=False)
+    history = trainable.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=settings.epochs,
+        callbacks=training_callbacks(workdir, settings.patience),
+        verbose=settings.verbose,
+        shuffle=False,
+    )
     seconds = time.perf_counter() - started
     info = _training_info(data, train_part, val_part, settings, history.history, seconds)
-    return VQAModel(network, questions, answers, settings.encoder, settings.network,
-                    image_encoder, info)
+    return VQAModel(network, questions, answers, settings.encoder, settings.network, image_encoder, info)
 
 
 def _in_vocabulary(part: VQASet, answers: list[str]) -> tuple[VQASet, np.ndarray]:
@@ -109,11 +132,16 @@ def _training_info(data, train_part, val_part, settings, history, seconds) -> di
     val_acc = history.get("val_accuracy", [])
     best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else len(val_acc) - 1
     return {
-        "dataset": data.info, "questions": len(data), "train_questions": len(train_part),
-        "validation_questions": len(val_part), "images": len(data.image_paths),
-        "seed": settings.seed, "epochs_run": len(history.get("loss", [])),
+        "dataset": data.info,
+        "questions": len(data),
+        "train_questions": len(train_part),
+        "validation_questions": len(val_part),
+        "images": len(data.image_paths),
+        "seed": settings.seed,
+        "epochs_run": len(history.get("loss", [])),
         "best_epoch": best + 1,
         "validation_accuracy": float(val_acc[best]) if val_acc else None,
-        "train_seconds": round(seconds, 1), "batch_size": settings.batch_size,
+        "train_seconds": round(seconds, 1),
+        "batch_size": settings.batch_size,
         "learning_rate": settings.learning_rate,
     }
