@@ -23,14 +23,12 @@ import cv2
 import numpy as np
 
 from captcha.data import Sample, apply_case, read_image, to_gray
-from captcha.solver import ImageLike, Reading, read_each
+from captcha.solver import FORMAT_VERSION, KIND, ImageLike, Reading, read_each
 from recognisers.errors import UserError, import_keras
 from recognisers.modeldir import read_meta, staged_model_dir, write_meta
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
 
-KIND = "captcha"
-FORMAT_VERSION = 1
-READER = "sequence"
+READER = "sequence"  # every CAPTCHA reader shares solver.KIND and FORMAT_VERSION
 MODEL_FILE = "sequence_ctc.keras"
 POOL_X = 4  # the CNN shrinks x by this much: one CTC frame per 4 input columns
 
