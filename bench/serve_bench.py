@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recognisers.errors import quiet_tensorflow  # noqa: E402
+from recognisers.backend import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
 BOUNDARY = "benchboundary7f3a"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recognisers.errors import quiet_tensorflow  # noqa: E402
+from recognisers.backend import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
 

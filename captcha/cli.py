@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from recognisers.errors import ArgumentParser, UserError, note, quiet_tensorflow, run_cli
+from recognisers.backend import quiet_tensorflow
+from recognisers.errors import ArgumentParser, UserError, note, run_cli
 from recognisers.paths import check_output_dir, check_output_file
 
 PROG = "captcha"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recognisers.errors import import_keras
+from recognisers.backend import import_keras
 from recognisers.training import training_callbacks
 
 

@@ -24,7 +24,8 @@ import numpy as np
 
 from captcha.data import Sample, apply_case, read_image, to_gray
 from captcha.solver import FORMAT_VERSION, KIND, ImageLike, Reading, read_each
-from recognisers.errors import UserError, import_keras
+from recognisers.backend import import_keras
+from recognisers.errors import UserError
 from recognisers.modeldir import read_meta, staged_model_dir, write_meta
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
 

@@ -21,7 +21,8 @@ from captcha.data import CASES, read_pixels, to_pixels
 from captcha.model import classify
 from captcha.recognise import best_path, lattice_crops, lattice_for
 from captcha.segment import Box, Segmentation, SegmentSettings, crop, segment
-from recognisers.errors import UserError, import_keras
+from recognisers.backend import import_keras
+from recognisers.errors import UserError
 from recognisers.metafields import dataclass_from_meta, typed_field
 from recognisers.modeldir import read_meta, write_meta
 

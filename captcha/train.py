@@ -35,7 +35,8 @@ from captcha.segment import (
     stroke_width,
 )
 from captcha.solver import KIND, CaptchaSolver
-from recognisers.errors import UserError, import_keras
+from recognisers.backend import import_keras
+from recognisers.errors import UserError
 from recognisers.modeldir import staged_model_dir
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
 

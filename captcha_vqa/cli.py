@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from captcha_vqa.config import API_KEY_ENV, CONFIG_ENV, ServeConfig
-from recognisers.errors import UserError, quiet_tensorflow, run_cli
+from recognisers.backend import quiet_tensorflow
+from recognisers.errors import UserError, run_cli
 
 PROG = "captcha-vqa"
 DEFAULTS = ServeConfig()

@@ -1,4 +1,4 @@
-"""Errors a user can cause, and the CLI wrapper that turns them into one clear line."""
+"""Errors a user can cause, and the CLI plumbing that turns them into one clear line."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 class UserError(Exception):
@@ -19,46 +19,25 @@ class UserError(Exception):
     """
 
 
-def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ log lines; must run before TensorFlow is imported.
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, except where there is none to show."""
 
-    Level 3 also hides its E-level notes (no CUDA driver, oneDNN fallbacks), which are not
-    errors for our users; real failures still arrive as Python exceptions.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-
-def import_keras():
-    """Import TensorFlow and Keras with the C++ start-up lines hidden; return ``keras``.
-
-    Those lines (oneDNN, CUDA probing) are printed before TensorFlow's logging is set up and
-    ignore TF_CPP_MIN_LOG_LEVEL; without this, a CLI error would not be the one clear line on
-    stderr it should be. Later ``import keras`` statements are then free.
-    """
-    if "keras" in sys.modules:
-        return sys.modules["keras"]
-    quiet_tensorflow()
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import keras
-        import tensorflow
-
-        tensorflow.constant(0)  # device start-up (CUDA probing) prints too
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    return keras
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with the error first: ``prog: error: ...``, then the usage; exit status 2.
 
-    Subcommand parsers are made by the same class, so they follow it too.
+    Subcommand parsers are made by the same class, so they follow it too, and all of them
+    show each option's default in ``--help``.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n{self.format_usage()}")

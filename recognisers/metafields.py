@@ -87,4 +87,11 @@ def dataclass_from_meta(cls: type[T], obj: Any, where: str, prefix: str = "") ->
     unknown = sorted(set(obj) - set(names))
     if unknown:
         raise UserError(f"{where} is damaged: unknown field(s) {', '.join(prefix + u for u in unknown)}")
-    return cls(**{name: typed_field(obj, name, hints[name], where, prefix) for name in names if name in obj})
+    return cls(**{name: _field(obj, name, hints[name], where, prefix) for name in names if name in obj})
+
+
+def _field(obj: dict, name: str, hint: Any, where: str, prefix: str) -> Any:
+    """One field: a nested config dataclass is read (and checked) as a whole."""
+    if dataclasses.is_dataclass(hint):
+        return dataclass_from_meta(hint, obj[name], where, f"{prefix}{name}.")  # type: ignore[arg-type]
+    return typed_field(obj, name, hint, where, prefix)

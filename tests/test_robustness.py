@@ -571,7 +571,7 @@ def test_usage_errors_say_what_was_wrong_first(prog, capsys):
 
 def tiny_vqa(tmp_path: Path) -> Path:
     """An untrained (random) vqa model saved to disk: enough for input checks, in seconds."""
-    from recognisers.errors import import_keras
+    from recognisers.backend import import_keras
     from vqa.answerer import KIND, VQAModel
     from vqa.features import EncoderConfig
     from vqa.model import ModelConfig, build_vqa_model

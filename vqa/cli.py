@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from recognisers.errors import ArgumentParser, UserError, import_keras, run_cli
+from recognisers.backend import import_keras
+from recognisers.errors import ArgumentParser, UserError, run_cli
 from vqa.model import KINDS, ModelConfig
 from vqa.shapes import ShapesConfig
 

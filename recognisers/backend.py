@@ -1,0 +1,46 @@
+"""The quiet TensorFlow/Keras import: no C++ start-up lines on a user's terminal.
+
+Every module that needs Keras imports it through :func:`import_keras` (or calls
+:func:`quiet_tensorflow` before anything imports TensorFlow), so that ``import captcha`` and
+``import vqa`` print nothing and a CLI error stays the one line it should be.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ log lines; must run before TensorFlow is imported.
+
+    Level 3 also hides its E-level notes (no CUDA driver, oneDNN fallbacks), which are not
+    errors for our users; real failures still arrive as Python exceptions.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def import_keras():
+    """Import TensorFlow and Keras with the C++ start-up lines hidden; return ``keras``.
+
+    Those lines (oneDNN, CUDA probing) are printed before TensorFlow's logging is set up and
+    ignore TF_CPP_MIN_LOG_LEVEL; without this, a CLI error would not be the one clear line on
+    stderr it should be. Later ``import keras`` statements are then free.
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    quiet_tensorflow()
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras
+        import tensorflow
+
+        tensorflow.constant(0)  # device start-up (CUDA probing) prints too
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return keras
