@@ -30,6 +30,25 @@ def training_callbacks(model_dir: Path, patience: int = 3, monitor: str = "val_l
     ]
 
 
+def kept_epoch(rows: list[dict], monitor: str = "val_loss") -> str:
+    """The line a training summary prints: which epoch was kept, and by which validation measure.
+
+    :func:`training_callbacks` restores the weights of the epoch with the lowest ``monitor``, which
+    need not be the one with the best validation accuracy; saying so avoids a surprise.
+    ``rows`` are the history rows (CSVLogger's, or ``History.history`` turned into rows).
+    """
+    scored = [(float(r[monitor]), i) for i, r in enumerate(rows) if r.get(monitor) not in (None, "")]
+    if not scored:
+        return "kept the last epoch (no validation measure recorded)"
+    best, i = min(scored)
+    others = ", ".join(
+        f"{k} {float(v):.4g}" for k, v in rows[i].items() if k.startswith("val_") and k != monitor
+    )
+    return f"kept epoch {i + 1} of {len(rows)}: lowest {monitor} {best:.4g}" + (
+        f" ({others})" if others else ""
+    )
+
+
 def plot_history(csv_path: Path, png_path: Path, title: str) -> None:
     """Loss and accuracy curves (train vs. validation) from a CSVLogger file, as a PNG."""
     import matplotlib

@@ -106,3 +106,15 @@ def test_report_writes_metrics_and_predictions(tmp_path):
         "accuracy": 0.5,
         "predictions": [{"truth": "a", "predicted": "b"}],
     }
+
+
+def test_kept_epoch_names_the_epoch_and_measure():
+    from recognisers.training import kept_epoch
+
+    rows = [
+        {"epoch": 0, "val_loss": 0.9, "val_accuracy": 0.5},
+        {"epoch": 1, "val_loss": 0.4, "val_accuracy": 0.7},
+        {"epoch": 2, "val_loss": 0.6, "val_accuracy": 0.8},
+    ]
+    assert kept_epoch(rows) == "kept epoch 2 of 3: lowest val_loss 0.4 (val_accuracy 0.7)"
+    assert kept_epoch([{"epoch": 0, "loss": 1.0}]).startswith("kept the last epoch")
