@@ -39,6 +39,7 @@ def import_keras():
         import tensorflow
 
         tensorflow.constant(0)  # device start-up (CUDA probing) prints too
+        tensorflow.get_logger().setLevel("ERROR")  # retracing notes are for developers, not users
     finally:
         os.dup2(saved, 2)
         os.close(saved)

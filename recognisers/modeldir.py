@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from recognisers import __version__
+from recognisers.backend import import_keras
 from recognisers.errors import UserError, note
 from recognisers.paths import check_creatable
 
@@ -29,9 +30,10 @@ META_FILE = "meta.json"
 
 def versions() -> dict[str, str]:
     """Library versions recorded in every ``meta.json`` (what made this model)."""
-    import keras
     import numpy
     import tensorflow
+
+    keras = import_keras()
 
     return {
         "project": __version__,

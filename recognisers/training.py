@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from recognisers.backend import import_keras
 from recognisers.modeldir import current_umask
 
 HISTORY_CSV = "history.csv"
@@ -15,7 +16,7 @@ HISTORY_PNG = "history.png"
 
 def set_seed(seed: int) -> None:
     """One seed for Python, NumPy and Keras/TensorFlow, so that runs repeat."""
-    import keras
+    keras = import_keras()  # often the first Keras use of a run: keep it quiet
 
     keras.utils.set_random_seed(int(seed))
 
