@@ -117,6 +117,7 @@ def add_train_parser(sub) -> None:
     p.add_argument(
         "--epochs",
         dest="most_epochs",
+        metavar="N",
         type=int,
         default=None,
         help=f"most epochs of each reader (default: each reader's own, segment {SegmentConfig.epochs}, "
@@ -197,6 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import time
 
     from captcha.data import load_folder
+    from captcha.model import KIND
     from captcha.readers import CaptchaReader
     from recognisers.modeldir import check_writable_target
 
@@ -204,7 +206,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     problem = config.segment.problem() or config.sequence.problem()
     if problem:
         raise UserError(problem.replace("_", "-"))
-    check_writable_target(args.out, args.force, "captcha")  # refuse before minutes of training
+    check_writable_target(args.out, args.force, KIND)  # refuse before minutes of training
     samples = load_folder(args.data_dir, args.case)
     print(f"{len(samples)} labelled images in {args.data_dir}")
     started = time.perf_counter()

@@ -123,12 +123,14 @@ class CaptchaModel(SavesModelDir):
     of its own ``read_each``; ``save`` (staged, atomic) on top of its own ``write_files``."""
 
     KIND = KIND
+    config: Any
     reader: str
     charset: str
+    lengths: list[int]
 
     @property
     def case(self) -> str:
-        return self.config.case  # type: ignore[attr-defined]
+        return self.config.case
 
     def read_each(self, images: Sequence[ImageLike]) -> list[Reading | UserError]:
         """Read many images in one batch; an unreadable one gives its UserError in its place."""
@@ -145,6 +147,14 @@ class CaptchaModel(SavesModelDir):
             if isinstance(result, UserError):
                 raise result
         return results  # type: ignore[return-value]
+
+    def write_reader(self, model_dir: Path, network: Any, model_file: str, **extra: Any) -> None:
+        """A single reader's files: its network, meta.json (what it needs to read) and its history."""
+        network.save(model_dir / model_file)
+        meta: dict[str, Any] = {"reader": self.reader, "model_file": model_file, "charset": self.charset}
+        meta.update(lengths=self.lengths, case=self.case, **extra, config=config_to_json(self.config))
+        write_meta(model_dir, KIND, FORMAT_VERSION, {**meta, "training": self.training})  # type: ignore[attr-defined]
+        write_history(model_dir, self.history, f"{self.reader} reader ({model_dir.name})")  # type: ignore[attr-defined]
 
     def evaluate(
         self, samples: Sequence[Sample], case: str | None = None, config: EvaluateConfig | None = None
@@ -238,7 +248,7 @@ class CaptchaSolver(CaptchaModel):
 
     # -- training ------------------------------------------------------------------------------
     def fit(
-        self, samples: Sequence[Sample], log: Callable[[str], None] = print, verbose: int = 2
+        self, samples: Sequence[Sample], log: Callable[[str], None] = print, verbose: bool = True
     ) -> CaptchaSolver:
         """Tune the segmenter, train the glyph CNN and refine by alignment (see :mod:`captcha.train`).
 
@@ -246,7 +256,7 @@ class CaptchaSolver(CaptchaModel):
         """
         from captcha.train import train
 
-        fitted = train(list(samples), self.config, log, verbose)
+        fitted = train(list(samples), self.config, log, 2 if verbose else 0)
         self.__dict__.update(vars(fitted))
         return self
 
@@ -330,23 +340,7 @@ class CaptchaSolver(CaptchaModel):
     # -- persistence ---------------------------------------------------------------------------
     def write_files(self, model_dir: Path) -> None:
         """The network, meta.json (config, charset, segmentation settings) and the history."""
-        self.network.save(model_dir / MODEL_FILE)
-        write_meta(
-            model_dir,
-            KIND,
-            FORMAT_VERSION,
-            {
-                "reader": self.reader,
-                "model_file": MODEL_FILE,
-                "charset": self.charset,
-                "lengths": self.lengths,
-                "case": self.case,
-                "segmentation": self.settings.to_dict(),
-                "config": config_to_json(self.config),
-                "training": self.training,
-            },
-        )
-        write_history(model_dir, self.history, f"glyph CNN ({model_dir.name})")
+        self.write_reader(model_dir, self.network, MODEL_FILE, segmentation=self.settings.to_dict())
 
     @staticmethod
     def settings_from_meta(meta: dict, model_dir: str | os.PathLike) -> tuple[SegmentSettings, list[int]]:

@@ -158,7 +158,7 @@ class CaptchaReader(CaptchaModel):
         """Train the reader asked for (auto: both, keep the better); nothing is written to disk."""
         cfg, samples = self.config, list(samples)
         if cfg.reader == "segment":
-            self.chosen = CaptchaSolver(cfg.segment).fit(samples, log, 2 if verbose else 0)
+            self.chosen = CaptchaSolver(cfg.segment).fit(samples, log, verbose)
         elif cfg.reader == "sequence":
             self.chosen = SequenceReader(cfg.sequence).fit(samples, log, verbose)
         else:
@@ -210,7 +210,7 @@ def choose(
         raise UserError("too few images to choose a reader: need at least two")
     started = time.perf_counter()
     log(f"auto: training both readers on {len(rest)} images, choosing on {len(held)} others")
-    segment = CaptchaSolver(config.segment).fit(rest, log, 2 if verbose else 0)
+    segment = CaptchaSolver(config.segment).fit(rest, log, verbose)
     budget = max(choice.min_sequence_seconds, choice.time_budget - (time.perf_counter() - started))
     sequence = replace(sequence, max_seconds=min(sequence.max_seconds, budget))
     reader = SequenceReader(sequence).fit(rest, log, verbose)

@@ -33,13 +33,12 @@ from captcha.model import (
     load_network,
     read_each,
     read_history,
-    write_history,
 )
 from recognisers.backend import import_keras
-from recognisers.contract import config_from_json, config_to_json, option
+from recognisers.contract import config_from_json, option
 from recognisers.errors import UserError
 from recognisers.metafields import typed_field
-from recognisers.modeldir import read_meta, write_meta
+from recognisers.modeldir import read_meta
 from recognisers.training import set_seed
 
 READER = "sequence"  # every CAPTCHA reader shares model.KIND and FORMAT_VERSION
@@ -64,7 +63,9 @@ class SequenceConfig:
     learning_rate: float = option(2e-3, "sequence reader: Adam's learning rate")
     epochs: int = option(60, "sequence reader: most epochs")
     patience: int = option(8, "sequence reader: epochs without a better validation reading before stopping")
-    lr_patience: int = option(3, "sequence reader: ... before the learning rate is halved")
+    lr_patience: int = option(
+        3, "sequence reader: epochs without a better validation reading before the learning rate halves"
+    )
     val_fraction: float = option(
         0.1, "sequence reader: share of its training images that picks the best epoch"
     )
@@ -361,23 +362,7 @@ class SequenceReader(CaptchaModel):
     # -- persistence ---------------------------------------------------------------------
     def write_files(self, model_dir: Path) -> None:
         """The network, meta.json (config, charset, input width) and the training history."""
-        self.model.save(model_dir / MODEL_FILE)
-        write_meta(
-            model_dir,
-            KIND,
-            FORMAT_VERSION,
-            {
-                "reader": READER,
-                "model_file": MODEL_FILE,
-                "charset": self.charset,
-                "lengths": self.lengths,
-                "case": self.case,
-                "width": self.width,
-                "config": config_to_json(self.config),
-                "training": self.training,
-            },
-        )
-        write_history(model_dir, self.history, f"sequence reader ({model_dir.name})")
+        self.write_reader(model_dir, self.model, MODEL_FILE, width=self.width)
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike) -> SequenceReader:

@@ -1,6 +1,7 @@
 """End to end on generated CAPTCHAs: a tiny model trained for a few steps, through CLI and API."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,7 @@ def test_cli_predict_reads_good_images_and_fails_on_bad_ones(model_dir, trained,
     code, out, err = run(capsys, "predict", model_dir, good[0], bad, good[1])
     assert code == 1
     assert [line.split("\t")[0] for line in out.splitlines()] == [str(good[0]), str(good[1])]
-    assert err.count("captcha: error:") == 1 and "bad.png" in err
+    assert err.count("captcha: error:") == 1 and err.count(str(bad)) == 1  # the path named once
     code, out, _ = run(capsys, "predict", model_dir, good[0], "--json")
     record = json.loads(out)
     assert code == 0 and set(record) == {"path", "text", "confidence", "char_confidences", "reader"}
@@ -113,6 +114,21 @@ def test_cli_evaluate_writes_report_and_worst_cases(model_dir, trained, capsys, 
     ):
         assert key in report
     assert report["count"] == 60 and (tmp_path / "report.worst.png").is_file()
+
+
+def test_cli_evaluate_writes_its_report_into_the_model_directory_by_default(
+    model_dir, trained, tmp_path, capsys
+):
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    code, out, _ = run(capsys, "evaluate", copy, trained / "test")
+    report = json.loads((copy / "report.json").read_text())
+    assert code == 0 and f"report: {copy / 'report.json'}" in out and (copy / "report.worst.png").is_file()
+    assert len(report["predictions"]) == 60 and not [k for k in report if k.startswith("_")]
+    first = report["predictions"][0]
+    assert set(first) == {"path", "label", "read", "confidence", "boxes"}
+    reading = CaptchaSolver.load(copy).predict(first["path"])
+    assert (first["read"], first["confidence"]) == (reading.text, pytest.approx(reading.confidence, abs=1e-5))
 
 
 def test_existing_model_needs_force(model_dir, trained, capsys):

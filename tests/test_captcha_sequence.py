@@ -186,3 +186,22 @@ def test_vote_asks_the_segmenter_only_where_the_sequence_reader_is_unsure():
     segment = Fixed(["ZZ", "EF", "YY"], [0.5, 0.8, 0.4])
     readings = VotingReader(sequence, segment).predict_batch(["0", "1", "2"])
     assert [r.text for r in readings] == ["AB", "EF", "CD"] and segment.asked == ["1", "2"]
+
+
+def test_a_voting_model_saves_and_loads_through_the_reader_choice(reader, folders, tmp_path):
+    samples = load_folder(folders / "train")
+    segmenter = CaptchaSolver(SegmentConfig(epochs=2, align_rounds=0)).fit(
+        samples, log=lambda _: None, verbose=False
+    )
+    model = CaptchaReader()
+    model.chosen, model.selection = VotingReader(reader, segmenter), {"chosen": "vote"}  # what auto keeps
+    model.save(tmp_path / "vote")
+    assert {"segment", "sequence", "meta.json"} <= {p.name for p in (tmp_path / "vote").iterdir()}
+    loaded = CaptchaReader.load(tmp_path / "vote")
+    assert (
+        loaded.reader == "vote" and loaded.selection == {"chosen": "vote"} and loaded.config == model.config
+    )
+    paths = [s.path for s in load_folder(folders / "test")[:12]]
+    before, after = model.predict_batch(paths), loaded.predict_batch(paths)
+    assert [(r.text, r.reader) for r in before] == [(r.text, r.reader) for r in after]
+    np.testing.assert_allclose([r.confidence for r in before], [r.confidence for r in after], rtol=1e-5)
