@@ -148,10 +148,6 @@ class CaptchaReader(CaptchaModel):
     def charset(self) -> str:  # type: ignore[override]
         return self.chosen.charset
 
-    @property
-    def training(self) -> dict:
-        return getattr(self.chosen, "training", {})
-
     def fit(
         self, samples: Sequence[Sample], log: Callable[[str], None] = print, verbose: bool = True
     ) -> CaptchaReader:

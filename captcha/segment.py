@@ -28,7 +28,7 @@ INKS = ("dark", "band", "colour")  # how ink is measured (see ink_map)
 CONTEXT_DIM = 0.4  # context pixels beside a glyph reach the CNN at this fraction of their ink
 
 
-@dataclass
+@dataclass(frozen=True)
 class SegmentSettings:
     """Everything the segmenter needs; stored in the model's meta.json."""
 
@@ -63,7 +63,7 @@ class SegmentSettings:
         return ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Segmentation:
     """Result for one image: ink map, clean mask, glyph boxes, and whether shape alone sufficed."""
 

@@ -241,17 +241,8 @@ def train(
     data = GlyphData(segs, labels, charset, train_idx, val_idx, {})
     network = build_model(config.glyph_size, len(charset) + 1, config.width)  # + the junk class
     history = fit_round(network, data, settings, 0, config.epochs, log, verbose)
-    if config.align_rounds:
-        settings = replace(settings, lattice=choose_lattice(network, data, settings))
-        log(f"recognition lattice: {settings.lattice}")
-    aligned = []
-    for round_ in range(1, config.align_rounds + 1):
-        redo = [i for i, s in enumerate(data.segs) if s is not None and not s.clean]
-        cuts = align(network, data, redo, settings, config.seed + round_)
-        data = data.recut(cuts)
-        aligned.append(len(cuts))
-        log(f"round {round_}: re-cut {len(cuts)} images by forced alignment")
-        history += fit_round(network, data, settings, round_, max(2, config.epochs // 2), log, verbose)
+    settings, aligned, more = refine(network, data, settings, config, log, verbose)
+    history += more
     info = {
         "images": len(samples),
         "readable": len(images),
@@ -266,6 +257,35 @@ def train(
     history = [{**row, "epoch": epoch} for epoch, row in enumerate(history)]  # numbered on across rounds
     lengths = sorted(set(map(len, labels)))
     return CaptchaSolver.from_parts(config, network, charset, lengths, settings, info, history)
+
+
+def refine(
+    network,
+    data: GlyphData,
+    settings: SegmentSettings,
+    config: SegmentConfig,
+    log: Callable[[str], None],
+    verbose: int,
+) -> tuple[SegmentSettings, list[int], list[dict]]:
+    """The rounds after the first fit: lattice mode chosen, hard images re-cut by forced
+    alignment, the CNN trained again on the better crops (half the epochs, at least 2).
+
+    Returns the settings with the lattice chosen, how many images each round re-cut, and the
+    rounds' history rows.
+    """
+    if not config.align_rounds:
+        return settings, [], []
+    settings = replace(settings, lattice=choose_lattice(network, data, settings))
+    log(f"recognition lattice: {settings.lattice}")
+    aligned, history = [], []
+    for round_ in range(1, config.align_rounds + 1):
+        redo = [i for i, s in enumerate(data.segs) if s is not None and not s.clean]
+        cuts = align(network, data, redo, settings, config.seed + round_)
+        data = data.recut(cuts)
+        aligned.append(len(cuts))
+        log(f"round {round_}: re-cut {len(cuts)} images by forced alignment")
+        history += fit_round(network, data, settings, round_, max(2, config.epochs // 2), log, verbose)
+    return settings, aligned, history
 
 
 def slices(count: int, seed: int) -> tuple[list[int], list[int], list[int]]:

@@ -1,5 +1,7 @@
 """Training's parts on their own: choosing the lattice, forced alignment, the slices."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -34,7 +36,7 @@ def touching(texts, seed=0):
 
 def test_choose_lattice_keeps_shape_unless_even_reads_more_hard_images(monkeypatch):
     segs, settings = touching(["ABCD", "EFGH", "ABEF"])
-    segs[2] = segs[2].__class__(**{**vars(segs[2]), "clean": True})  # a clean one is not asked
+    segs[2] = replace(segs[2], clean=True)  # a clean image is not asked
     data = GlyphData(segs, ["ABCD", "EFGH", "ABEF"], "ABCDEFGH", [], [0, 1, 2], {})
     answers = {"shape": ["ABCD", "XXXX"], "even": ["ABCD", "EFGH"]}
 
