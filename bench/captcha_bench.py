@@ -21,7 +21,6 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from captcha.data import Sample, load_folder, split  # noqa: E402
+from captcha.model import SegmentConfig  # noqa: E402
 from captcha.readers import READERS, CaptchaReader, ReaderConfig  # noqa: E402
+from captcha.sequence import SequenceConfig  # noqa: E402
 from captcha.synth import STYLES, generate  # noqa: E402
 from recognisers.modeldir import write_json  # noqa: E402
 
@@ -88,8 +89,8 @@ def run_set(name: str, args) -> dict:
     """Train with default flags on one set's training part, measure on its held-out part."""
     train, test = held_out_split(name, args)
     started = time.perf_counter()
-    config = ReaderConfig(reader=args.reader, segment=replace(ReaderConfig.segment, seed=args.seed))
-    config = replace(config, sequence=replace(config.sequence, seed=args.seed))
+    seed = args.seed  # both readers' (as captcha train --seed)
+    config = ReaderConfig(args.reader, SegmentConfig(seed=seed), SequenceConfig(seed=seed))
     reader = CaptchaReader(config).fit(
         train, log=lambda line: print(f"[{name}] {line}", flush=True), verbose=False
     )
