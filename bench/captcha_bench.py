@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from captcha.data import Sample, load_folder, split  # noqa: E402
-from captcha.evaluate import evaluate, read_all  # noqa: E402
-from captcha.readers import READERS, train_reader  # noqa: E402
+from captcha.model import SegmentConfig  # noqa: E402
+from captcha.readers import READERS, CaptchaReader, ReaderConfig  # noqa: E402
+from captcha.sequence import SequenceConfig  # noqa: E402
 from captcha.synth import STYLES, generate  # noqa: E402
 from recognisers.modeldir import write_json  # noqa: E402
 
@@ -88,19 +89,17 @@ def run_set(name: str, args) -> dict:
     """Train with default flags on one set's training part, measure on its held-out part."""
     train, test = held_out_split(name, args)
     started = time.perf_counter()
-    reader = train_reader(
-        train,
-        args.work / "models" / name,
-        reader=args.reader,
-        seed=args.seed,
-        force=True,
-        verbose=0,
-        log=lambda line: print(f"[{name}] {line}", flush=True),
+    seed = args.seed  # both readers' (as captcha train --seed)
+    config = ReaderConfig(args.reader, SegmentConfig(seed=seed), SequenceConfig(seed=seed))
+    reader = CaptchaReader(config).fit(
+        train, log=lambda line: print(f"[{name}] {line}", flush=True), verbose=False
     )
+    reader.save(args.work / "models" / name, force=True)
     seconds = time.perf_counter() - started
-    report = evaluate(reader, test)
-    read_all(reader, test[:200])  # warm-up: compiled predict functions
-    rates = [len(test) / read_all(reader, test)[1] for _ in range(3)]
+    report = reader.evaluate(test).metrics
+    paths = [s.path for s in test]
+    reader.predict_batch(paths[:200])  # warm-up: compiled predict functions
+    rates = [len(test) / timed(reader.predict_batch, paths) for _ in range(3)]
     row = {
         "set": name,
         "train_images": len(train),
@@ -112,16 +111,17 @@ def run_set(name: str, args) -> dict:
         "train_seconds": round(seconds, 1),
         "captchas_per_second": round(statistics.median(rates), 1),
         "rates": rates,
-        "selection": read_selection(args.work / "models" / name),
+        "selection": reader.selection,
     }
     print(f"[{name}] {json.dumps({k: row[k] for k in list(row)[:10]})}", flush=True)
     return row
 
 
-def read_selection(model_dir: Path) -> dict | None:
-    """What ``--reader auto`` recorded about its choice."""
-    meta = json.loads((model_dir / "meta.json").read_text())
-    return meta.get("selection")
+def timed(read, paths: list) -> float:
+    """Seconds one batch read of ``paths`` takes (decoding the files included)."""
+    started = time.perf_counter()
+    read(paths)
+    return time.perf_counter() - started
 
 
 def table(rows: list[dict], zero_shot: dict) -> str:

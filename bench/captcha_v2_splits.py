@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from captcha.data import load_folder, split  # noqa: E402
-from captcha.evaluate import evaluate  # noqa: E402
-from captcha.readers import train_reader  # noqa: E402
+from captcha.readers import CaptchaReader  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "captcha" / "captcha-images-v2"
 
@@ -39,11 +38,10 @@ def main() -> int:
     for seed in args.splits:
         train_part, test_part = split(samples, 0.2, seed)
         started = time.perf_counter()
-        reader = train_reader(
-            train_part, args.work / f"split{seed}", seed=0, force=True, verbose=0, log=lambda line: None
-        )
+        reader = CaptchaReader().fit(train_part, log=lambda line: None, verbose=False)
+        reader.save(args.work / f"split{seed}", force=True)
         seconds = time.perf_counter() - started
-        r = evaluate(reader, test_part)
+        r = reader.evaluate(test_part).metrics
         accuracies.append(r["sequence_accuracy"])
         print(
             f"split seed {seed}: sequence {100 * r['sequence_accuracy']:.2f}%, "

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import math
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from captcha.data import Sample, split
+from recognisers.contract import Report
 from recognisers.errors import Terminated, UserError, note
 from recognisers.modeldir import check_writable_target, model_kind, write_json, write_meta
 
@@ -195,41 +195,39 @@ def next_point_estimate(points: list[dict], size: int, seeds: int) -> float | No
 
 # --- training and measuring -------------------------------------------------------------------
 
-Trainer = Callable[[list[Sample], Path, int, float, AuditConfig], Any]  # returns a reader
+Trainer = Callable[[list[Sample], int, float, AuditConfig], Any]  # returns a fitted reader
 
 
-def fit_reader(samples: list[Sample], out: Path, seed: int, cap: float, config: AuditConfig):
-    """Train the default reader choice within ``cap`` seconds and return it (the readers' API)."""
-    from captcha.readers import ChoiceConfig, train_reader
+def fit_reader(samples: list[Sample], seed: int, cap: float, config: AuditConfig):
+    """The default reader choice fitted within ``cap`` seconds (the readers' contract; not saved)."""
+    from captcha.model import SegmentConfig
+    from captcha.readers import CaptchaReader, ChoiceConfig, ReaderConfig
     from captcha.sequence import SequenceConfig
 
-    sequence = SequenceConfig(max_seconds=min(SequenceConfig.max_seconds, cap))
-    choice = ChoiceConfig(
-        time_budget=min(ChoiceConfig.time_budget, cap),
-        min_sequence_seconds=min(ChoiceConfig.min_sequence_seconds, cap / 2),
+    segment, sequence = SegmentConfig(seed=seed), SequenceConfig(seed=seed)
+    if config.epochs:
+        segment, sequence = replace(segment, epochs=config.epochs), replace(sequence, epochs=config.epochs)
+    reader_config = ReaderConfig(
+        reader=config.reader,
+        segment=segment,
+        sequence=replace(sequence, max_seconds=min(sequence.max_seconds, cap)),
+        choice=ChoiceConfig(
+            time_budget=min(ChoiceConfig.time_budget, cap),
+            min_sequence_seconds=min(ChoiceConfig.min_sequence_seconds, cap / 2),
+        ),
     )
-    options: dict[str, Any] = {
-        "seed": seed,
-        "force": True,
-        "log": lambda _: None,
-        "verbose": 0,
-        "epochs": config.epochs,
-        "sequence": sequence,
-        "choice": choice,
-    }
     try:
-        return train_reader(samples, out, reader=config.reader, **options)
+        return CaptchaReader(reader_config).fit(samples, log=lambda _: None, verbose=False)
     except UserError:
         if config.reader != "auto":
             raise
         # the segmenter cannot train on these few images (too few cut): the other reader still can
-        return train_reader(samples, out, reader="sequence", **options)
+        sequence_only = replace(reader_config, reader="sequence")
+        return CaptchaReader(sequence_only).fit(samples, log=lambda _: None, verbose=False)
 
 
-def measure(solver, test: list[Sample]) -> dict:
-    from captcha.evaluate import evaluate
-
-    return evaluate(solver, test)
+def measure(reader, test: list[Sample]) -> Report:
+    return reader.evaluate(test)
 
 
 def failed_fit(count: int, seconds: float, reason: str) -> dict:
@@ -318,44 +316,43 @@ def run_audit(
         "stopped": None,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    last: dict = {}
+    last: Report | None = None  # the last fit's evaluation (the pages draw its worst cases)
     last_solver = None
     todo = [n for n in sizes for _ in range(config.seeds_for(n))]
     try:
-        with tempfile.TemporaryDirectory(dir=out, prefix=".fits.") as work:
-            for size in sizes:
-                seeds = config.seeds_for(size)
-                estimate = next_point_estimate(report["points"], size, seeds)
-                left = config.time_budget - (clock() - started)
-                if estimate is not None and estimate > left:
-                    report["stopped"] = (
-                        f"time budget: size {size} would take about {estimate:.0f}s, "
-                        f"{max(0.0, left):.0f}s left of {config.time_budget:.0f}s"
-                    )
-                    note(f"stopped before size {size}: {report['stopped']}")
-                    break
-                point_started, fits = clock(), []
-                for k, subset in enumerate(draws(pool, size, seeds, config.seed)):
-                    cap = fit_cap(config.time_budget - (clock() - started), size, todo, config)
-                    t = clock()
-                    try:
-                        solver = trainer(subset, Path(work) / f"n{size}_s{k}", config.seed + k, cap, config)
-                    except UserError as exc:  # no reader trains on so few: this draw reads nothing
-                        fits.append(failed_fit(len(test), clock() - t, str(exc)))
-                    else:
-                        train_seconds = clock() - t
-                        result = measure(solver, test)
-                        fits.append({**result, "train_seconds": train_seconds, "reader": solver.reader})
-                        last, last_solver = result, solver
-                    todo.remove(size)
-                    if progress:
-                        progress(size, clock() - started, todo)
-                point = pooled_point(size, fits, config)
-                point["point_seconds"] = clock() - point_started
-                report["points"].append(point)
-                if last:
-                    report["details"] = details(last, point, clean_cut_share(last_solver, test))
-                finish(report, out, config, write_pages=False)
+        for size in sizes:
+            seeds = config.seeds_for(size)
+            estimate = next_point_estimate(report["points"], size, seeds)
+            left = config.time_budget - (clock() - started)
+            if estimate is not None and estimate > left:
+                report["stopped"] = (
+                    f"time budget: size {size} would take about {estimate:.0f}s, "
+                    f"{max(0.0, left):.0f}s left of {config.time_budget:.0f}s"
+                )
+                note(f"stopped before size {size}: {report['stopped']}")
+                break
+            point_started, fits = clock(), []
+            for k, subset in enumerate(draws(pool, size, seeds, config.seed)):
+                cap = fit_cap(config.time_budget - (clock() - started), size, todo, config)
+                t = clock()
+                try:
+                    solver = trainer(subset, config.seed + k, cap, config)
+                except UserError as exc:  # no reader trains on so few: this draw reads nothing
+                    fits.append(failed_fit(len(test), clock() - t, str(exc)))
+                else:
+                    train_seconds = clock() - t
+                    result = measure(solver, test)
+                    fits.append({**result.metrics, "train_seconds": train_seconds, "reader": solver.reader})
+                    last, last_solver = result, solver
+                todo.remove(size)
+                if progress:
+                    progress(size, clock() - started, todo)
+            point = pooled_point(size, fits, config)
+            point["point_seconds"] = clock() - point_started
+            report["points"].append(point)
+            if last is not None:
+                report["details"] = details(last.metrics, point, clean_cut_share(last_solver, test))
+            finish(report, out, config, write_pages=False)
     except (KeyboardInterrupt, Terminated):
         report["stopped"] = f"interrupted after {len(report['points'])} point(s)"
         finish(report, out, config, last, test)
@@ -370,8 +367,9 @@ def clean_cut_share(solver, test: list[Sample]) -> float | None:
     A property of the CAPTCHA more than of the model (the cut uses only the clean-up settings
     tuned at training). None when the reader kept does not segment.
     """
+    chosen = getattr(solver, "chosen", solver)  # the reader the reader choice kept
     segmenter: Any = (
-        solver if getattr(solver, "reader", None) == "segment" else getattr(solver, "segment", None)
+        chosen if getattr(chosen, "reader", None) == "segment" else getattr(chosen, "segment", None)
     )
     if not callable(getattr(segmenter, "segment", None)):
         return None
@@ -462,7 +460,7 @@ def finish(
     report: dict,
     out: Path,
     config: AuditConfig,
-    last: dict | None = None,
+    last: Report | None = None,
     test: list[Sample] | None = None,
     write_pages: bool = True,
 ) -> None:

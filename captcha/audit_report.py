@@ -9,6 +9,7 @@ import base64
 import html
 from pathlib import Path
 
+from recognisers.contract import Report
 from recognisers.training import save_figure
 
 LABELS = ("broken (1%)", "half (50%)", "reliable (90%)")
@@ -150,14 +151,14 @@ def page(report: dict, curve: Path, hardest: Path | None) -> str:
     )
 
 
-def render(report: dict, out: Path, last: dict | None, test: list | None) -> None:
+def render(report: dict, out: Path, last: Report | None, test: list | None) -> None:
     """Write curve.png, hardest.png (when a fit was read) and report.html into ``out``."""
     from captcha.evaluate import worst_cases
 
     curve, hardest = out / "curve.png", out / "hardest.png"
     plot_curve(report, curve)
-    if last and test:
-        worst_cases(last, test, hardest)
+    if last is not None and test:
+        worst_cases(last, hardest)
     tmp = out / ".report.html.tmp"
-    tmp.write_text(page(report, curve, hardest if last else None), encoding="utf-8")
+    tmp.write_text(page(report, curve, hardest if last is not None else None), encoding="utf-8")
     tmp.replace(out / "report.html")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -15,10 +16,13 @@ from recognisers.paths import check_output_dir, check_output_file
 PROG = "captcha"
 
 
+SHARED = ("seed", "case", "epochs")  # fields both readers' configs hold: one option each
+DEFAULT_REPORT = "report.json"  # evaluate --report default: in the model directory
+
+
 def build_parser() -> argparse.ArgumentParser:
     from captcha.data import CASES
     from captcha.evaluate import EvaluateConfig
-    from captcha.readers import READERS
     from captcha.synth import DEFAULT_CHARSET, STYLES
 
     parser = ArgumentParser(
@@ -29,63 +33,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("generate", help="write labelled CAPTCHAs made by the built-in generator")
-    p.add_argument("out", type=Path)
-    p.add_argument("--count", type=int, default=100)
+    p.add_argument("out", type=Path, help="folder to write the images into")
+    p.add_argument("--count", type=int, default=100, help="how many CAPTCHAs")
     p.add_argument("--length", default="4", help="glyphs per CAPTCHA: a number, or a range such as 4-8")
-    p.add_argument("--charset", default=DEFAULT_CHARSET)
-    p.add_argument("--style", choices=STYLES, default="simple")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--charset", default=DEFAULT_CHARSET, help="characters to draw from")
+    p.add_argument("--style", choices=STYLES, default="simple", help="look of the CAPTCHAs")
+    p.add_argument("--seed", type=int, default=0, help="the same seed writes the same images")
     p.add_argument("--force", action="store_true", help="replace the images already in OUT")
 
-    p = sub.add_parser("train", help="train a model on a labelled folder")
-    p.add_argument("data_dir", type=Path)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        help="most epochs (default: each reader's own, segment 15, sequence 60)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--case", choices=CASES, default="keep")
-    p.add_argument(
-        "--reader",
-        choices=READERS,
-        default="auto",
-        help="segment: OpenCV cuts + glyph CNN; sequence: CNN + BiGRU + CTC; "
-        "auto: train both, keep the one that reads more of a validation slice",
-    )
-    p.add_argument(
-        "--align-rounds",
-        type=int,
-        default=1,
-        help="rounds of re-cutting hard images by forced alignment, then retraining",
-    )
-    p.add_argument(
-        "--line-kernel",
-        type=int,
-        default=None,
-        help="height of the vertical opening that removes thin lines (default: tuned on the data)",
-    )
-    p.add_argument(
-        "--width",
-        type=int,
-        default=16,
-        help="filters in the CNN's first layer (16: fast; 32: more accurate on hard sets)",
-    )
-    p.add_argument("--force", action="store_true", help="replace an existing model")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    add_train_parser(sub)
 
     p = sub.add_parser("predict", help="read CAPTCHA images")
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("images", type=Path, nargs="+")
+    p.add_argument("model_dir", type=Path, help="a model directory written by captcha train")
+    p.add_argument("images", type=Path, nargs="+", help="image files to read")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = sub.add_parser("evaluate", help="measure a model on a labelled folder")
-    p.add_argument("model_dir", type=Path)
-    p.add_argument("data_dir", type=Path)
-    p.add_argument("--report", type=Path, required=True)
-    p.add_argument("--case", choices=CASES, default=None, help="default: the model's")
+    p.add_argument("model_dir", type=Path, help="a model directory written by captcha train")
+    p.add_argument("data_dir", type=Path, help="labelled folder to read")
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help=f"JSON report to write (default: MODEL_DIR/{DEFAULT_REPORT})",
+    )
+    p.add_argument(
+        "--case", choices=CASES, default=None, help="how labels are normalised (default: the model's)"
+    )
     p.add_argument(
         "--worst", type=Path, default=None, help="PNG of the worst cases (default: next to the report)"
     )
@@ -97,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("segment", help="draw the glyph boxes the segmenter finds")
-    p.add_argument("image", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("image", type=Path, help="image file to segment")
+    p.add_argument("--out", type=Path, required=True, help="PNG to draw the boxes on")
     p.add_argument("--model", type=Path, default=None, help="use this model's segmentation settings")
     p.add_argument(
         "--read",
@@ -106,10 +80,68 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the image with --model and draw the boxes the reader used, with its characters",
     )
     p.add_argument("--length", type=int, default=None, help="expected number of glyphs")
-    p.add_argument("--line-kernel", type=int, default=0)
+    p.add_argument(
+        "--line-kernel",
+        type=int,
+        default=0,
+        help="height of the opening that removes thin lines (without --model)",
+    )
 
     add_audit_parser(sub)
     return parser
+
+
+def add_train_parser(sub) -> None:
+    """``captcha train``: its options are built from :class:`captcha.readers.ReaderConfig`.
+
+    Both readers' configs have a seed, a case and a number of epochs: ``--seed`` and ``--case``
+    set both readers', ``--epochs`` caps both (each keeps its own default without it).
+    """
+    from captcha.model import SegmentConfig
+    from captcha.readers import ReaderConfig
+    from captcha.sequence import SequenceConfig
+    from recognisers.contract import add_config_options
+
+    p = sub.add_parser("train", help="train a model on a labelled folder")
+    p.add_argument("data_dir", type=Path, help="labelled folder (labels from file names or labels.csv)")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    add_config_options(p, ReaderConfig, skip=SHARED)
+    shared = {f.name: f for f in dataclasses.fields(SegmentConfig)}
+    p.add_argument("--seed", type=int, default=SegmentConfig.seed, help=shared["seed"].metadata["help"])
+    p.add_argument(
+        "--case",
+        default=SegmentConfig.case,
+        choices=shared["case"].metadata["choices"],
+        help=shared["case"].metadata["help"],
+    )
+    p.add_argument(
+        "--epochs",
+        dest="most_epochs",
+        metavar="N",
+        type=int,
+        default=None,
+        help=f"most epochs of each reader (default: each reader's own, segment {SegmentConfig.epochs}, "
+        f"sequence {SequenceConfig.epochs})",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing model")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+
+def train_config(args: argparse.Namespace):
+    """The :class:`ReaderConfig` the ``train`` options describe (``--epochs`` capping both readers)."""
+    from captcha.readers import ReaderConfig
+    from recognisers.contract import config_from_args
+
+    config = config_from_args(ReaderConfig, args)
+    if args.most_epochs is None:
+        return config
+    if args.most_epochs < 1:
+        raise UserError("--epochs must be at least 1")
+    return dataclasses.replace(
+        config,
+        segment=dataclasses.replace(config.segment, epochs=args.most_epochs),
+        sequence=dataclasses.replace(config.sequence, epochs=args.most_epochs),
+    )
 
 
 def add_audit_parser(sub) -> None:
@@ -117,11 +149,11 @@ def add_audit_parser(sub) -> None:
 
     d = AuditConfig()
     p = sub.add_parser("audit", help="learning curve: how many labelled samples it takes to break a CAPTCHA")
-    p.add_argument("data_dir", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("data_dir", type=Path, help="labelled folder to audit")
+    p.add_argument("--out", type=Path, required=True, help="folder for the report, page and curve")
     p.add_argument("--sizes", default=",".join(map(str, d.sizes)), help="training sizes, increasing")
     p.add_argument("--time-budget", default=f"{d.time_budget / 60:g}m", help="whole audit: 30m, 90s, 1h")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the draws and the fits")
     p.add_argument(
         "--human-usd-per-1000",
         type=float,
@@ -163,37 +195,41 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from captcha.data import load_folder
-    from captcha.readers import train_reader
+    import time
 
-    if (args.epochs is not None and args.epochs < 1) or args.align_rounds < 0 or args.width < 1:
-        raise UserError("--epochs and --width must be at least 1, --align-rounds at least 0")
+    from captcha.data import load_folder
+    from captcha.model import KIND
+    from captcha.readers import CaptchaReader
+    from recognisers.modeldir import check_writable_target
+
+    config = train_config(args)
+    problem = config.segment.problem() or config.sequence.problem()
+    if problem:
+        raise UserError(problem.replace("_", "-"))
+    check_writable_target(args.out, args.force, KIND)  # refuse before minutes of training
     samples = load_folder(args.data_dir, args.case)
     print(f"{len(samples)} labelled images in {args.data_dir}")
-    train_reader(
-        samples,
-        args.out,
-        reader=args.reader,
-        seed=args.seed,
-        case=args.case,
-        force=args.force,
-        verbose=0 if args.quiet else 2,
-        epochs=args.epochs,
-        align_rounds=args.align_rounds,
-        line_kernel=args.line_kernel,
-        width=args.width,
-    )
+    started = time.perf_counter()
+    model = CaptchaReader(config).fit(samples, verbose=not args.quiet)
+    model.save(args.out, force=args.force)
+    print(f"saved {args.out} ({model.reader} reader) in {time.perf_counter() - started:.0f} s")
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from captcha.solver import CaptchaSolver
+def error_line(path: Path, error: UserError) -> str:
+    """``path: message``, naming the path once (the message may name it already)."""
+    message = str(error)
+    return message if str(path) in message else f"{path}: {message}"
 
-    solver = CaptchaSolver.load(args.model_dir)
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from captcha.readers import CaptchaReader
+
+    model = CaptchaReader.load(args.model_dir)
     failed = 0
-    for path, reading in zip(args.images, solver.read_each(args.images)):
+    for path, reading in zip(args.images, model.read_each(args.images)):
         if isinstance(reading, UserError):
-            print(f"{PROG}: error: {path}: {reading}", file=sys.stderr)
+            print(f"{PROG}: error: {error_line(path, reading)}", file=sys.stderr)
             failed += 1
         elif args.json:
             print(json.dumps({"path": str(path), **reading.as_dict()}))
@@ -206,50 +242,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import time
 
     from captcha.data import load_folder
-    from captcha.evaluate import EvaluateConfig, evaluate, worst_cases
-    from captcha.solver import CaptchaSolver
-    from recognisers.modeldir import write_json
+    from captcha.evaluate import EvaluateConfig, worst_cases
+    from captcha.readers import CaptchaReader
     from recognisers.tables import print_table
 
     if not 0.0 <= args.label_error_confidence <= 1.0:
         raise UserError("--label-error-confidence must lie between 0 and 1")
-    worst = args.worst or args.report.with_suffix(".worst.png")
-    check_output_file(args.report, "--report")
+    report_path = args.report or args.model_dir / DEFAULT_REPORT
+    worst = args.worst or report_path.with_suffix(".worst.png")
+    check_output_file(report_path, "--report")
     check_output_file(worst, "--worst")
-    solver = CaptchaSolver.load(args.model_dir)
-    samples = load_folder(args.data_dir, args.case or solver.case)
-    report = evaluate(
-        solver, samples, args.case, EvaluateConfig(label_error_confidence=args.label_error_confidence)
+    model = CaptchaReader.load(args.model_dir)
+    samples = load_folder(args.data_dir, args.case or model.case)
+    report = model.evaluate(
+        samples, args.case, EvaluateConfig(label_error_confidence=args.label_error_confidence)
     )
-    if report["unknown_characters"]:
+    metrics = report.metrics
+    if metrics["unknown_characters"]:
         note(
             f"the labels hold characters the model never saw, which it cannot read: "
-            f"{report['unknown_characters']!r}"
+            f"{metrics['unknown_characters']!r}"
         )
-    worst_cases(report, samples, worst)
-    report = {k: v for k, v in report.items() if not k.startswith("_")}
-    report.update(
+    worst_cases(report, worst)
+    metrics.update(
         dataset=str(args.data_dir),
         model_dir=str(args.model_dir),
         worst_cases_png=str(worst),
         time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
-    write_json(args.report, report)
-    rows = [
-        (k, report[k])
-        for k in (
-            "count",
-            "sequence_accuracy",
-            "char_accuracy",
-            "segmentation_failure_rate",
-            "images_per_second",
-            "reader",
-            "wrong_count",
-        )
-    ]
-    rows.append(("suspected_label_errors", len(report["suspected_label_errors"])))
+    report.write(report_path)
+    shown = ("count", "sequence_accuracy", "char_accuracy", "segmentation_failure_rate", "images_per_second")
+    rows = [(k, metrics[k]) for k in (*shown, "reader", "wrong_count")]
+    rows.append(("suspected_label_errors", len(metrics["suspected_label_errors"])))
     print_table(f"captcha evaluation: {args.data_dir}", rows)
-    print(f"report: {args.report}  worst cases: {worst}")
+    print(f"report: {report_path}  worst cases: {worst}")
     return 0
 
 
@@ -268,15 +294,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
         boxes, text = read_boxes(args)
     else:
         if args.model:
-            from captcha.solver import FORMAT_VERSION, KIND, CaptchaSolver
+            from captcha.model import FORMAT_VERSION, KIND, CaptchaSolver
             from recognisers.modeldir import read_meta
 
             meta = read_meta(args.model, KIND, FORMAT_VERSION)
             settings, lengths = CaptchaSolver.settings_from_meta(meta, args.model)
         else:
             settings, lengths = SegmentSettings(0.5 * gray.shape[0], args.line_kernel), None
-        length_hint = [args.length] if args.length is not None else lengths
-        boxes, text = segment(pixels, settings, length_hint).boxes, None
+        seg = segment(pixels, settings, [args.length] if args.length is not None else lengths)
+        if seg is None:
+            raise UserError(f"{args.image}: no ink found in the image (blank, too faint, or only noise)")
+        boxes, text = seg.boxes, None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
         written = cv2.imwrite(str(args.out), draw_boxes(gray, boxes, text))
@@ -291,11 +319,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 def read_boxes(args: argparse.Namespace) -> tuple[list, str]:
     """The boxes and text of the model's own reading (what ``predict`` does, cuts included)."""
-    from captcha.solver import CaptchaSolver
+    from captcha.readers import CaptchaReader
 
     if not args.model:
         raise UserError("--read needs --model")
-    reading = CaptchaSolver.load(args.model).predict(args.image)
+    reading = CaptchaReader.load(args.model).predict(args.image)
     return reading.boxes, reading.text
 
 

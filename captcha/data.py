@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from recognisers.errors import UserError, note
 from recognisers.images import on_white, open_image, read_header
@@ -127,12 +128,6 @@ def shrink(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def onto_white(image: np.ndarray) -> np.ndarray:
-    """Composite a 4-channel uint8 image onto white, keeping its channel order (3 channels)."""
-    alpha = image[:, :, 3:].astype(np.float32) / 255.0
-    return (image[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
-
-
 def to_pixels(image: np.ndarray) -> np.ndarray:
     """uint8 grey or RGB pixels from an array the user passes (H x W, x 1, x 3 RGB, x 4 RGBA)."""
     image = np.asarray(image)
@@ -148,7 +143,7 @@ def to_pixels(image: np.ndarray) -> np.ndarray:
         scale = 255.0 if image.dtype.kind == "f" and image.max() <= 1.0 else 1.0
         image = np.clip(image * scale, 0, 255).astype(np.uint8)
     if image.ndim == 3 and image.shape[2] == 4:
-        image = onto_white(image)
+        image = np.asarray(on_white(Image.fromarray(image, "RGBA")))
     return shrink(np.ascontiguousarray(image))
 
 

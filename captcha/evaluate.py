@@ -1,6 +1,7 @@
-"""Measure a solver on labelled images: accuracies, segmentation failures, speed, confusions.
+"""Measure a reader on labelled images: accuracies, segmentation failures, speed, confusions.
 
-The report is a plain dict (written as JSON by the CLI). It lists every wrong reading and flags
+The report is a :class:`recognisers.contract.Report`: the metrics, and per image its file,
+label, reading, confidence and boxes (written as JSON by the CLI). It lists every wrong reading and flags
 the suspected label errors among them: users label their own CAPTCHAs and make mistakes, and
 a reading the model is very sure of that disagrees with the label is more often a wrong label
 than a wrong reading (see :class:`EvaluateConfig`). The worst cases are drawn as a PNG (image,
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from captcha.data import Sample, apply_case, read_image
+from captcha.model import CaptchaModel, Reading
 from captcha.segment import draw_boxes
-from captcha.solver import CaptchaSolver, Reading
+from recognisers.contract import Report
 from recognisers.errors import UserError
 from recognisers.images import UnreadableImage
 from recognisers.training import save_figure
@@ -41,26 +43,30 @@ class EvaluateConfig:
     worst_limit: int = 12
 
 
-def read_all(solver: CaptchaSolver, samples: list[Sample]) -> tuple[list[Reading | UserError], float]:
+def read_all(reader: CaptchaModel, samples: list[Sample]) -> tuple[list[Reading | UserError], float]:
     """Read every sample (files included in the timing); an unreadable or blank one gives its error."""
     started = time.perf_counter()
-    results = solver.read_each([sample.path for sample in samples])
+    results = reader.read_each([sample.path for sample in samples])
     return results, time.perf_counter() - started
 
 
-def wrong_readings(
-    samples: list[Sample], readings: list[Reading | None], texts: list[str], labels: list[str]
-) -> list[dict]:
+def prediction(sample: Sample, reading: Reading | None, label: str) -> dict:
+    """One image's entry in the report: file, label, text read (None: unreadable), confidence, boxes."""
+    return {
+        "path": str(sample.path),
+        "label": label,
+        "read": reading.text if reading else None,
+        "confidence": round(reading.confidence, 6) if reading else 0.0,
+        "boxes": [list(map(int, box)) for box in reading.boxes] if reading else [],
+    }
+
+
+def wrong_readings(predictions: list[dict], texts: list[str]) -> list[dict]:
     """Every wrong reading: path, label, text read and its confidence (unreadable: text None)."""
     return [
-        {
-            "path": str(sample.path),
-            "label": label,
-            "read": reading.text if reading else None,
-            "confidence": round(reading.confidence, 6) if reading else 0.0,
-        }
-        for sample, reading, text, label in zip(samples, readings, texts, labels)
-        if reading is None or text != label
+        {k: p[k] for k in ("path", "label", "read", "confidence")}
+        for p, text in zip(predictions, texts)
+        if p["read"] is None or text != p["label"]
     ]
 
 
@@ -78,19 +84,19 @@ def suspect_label(wrong: dict, config: EvaluateConfig) -> bool:
 
 
 def evaluate(
-    solver: CaptchaSolver,
+    reader: CaptchaModel,
     samples: list[Sample],
     case: str | None = None,
     config: EvaluateConfig = EvaluateConfig(),
-) -> dict:
+) -> Report:
     """The report: counts, accuracies, failure rate, speed, per-character accuracy, confusions,
-    every wrong reading and the suspected label errors among them."""
-    case = case or solver.case
-    results, seconds = read_all(solver, samples)
+    every wrong reading and the suspected label errors among them; every image's reading."""
+    case = case or reader.case
+    results, seconds = read_all(reader, samples)
     readings = [None if isinstance(r, UserError) else r for r in results]
     unreadable = [s.path.name for s, r in zip(samples, results) if isinstance(r, UnreadableImage)]
     labels = [apply_case(s.label, case) for s in samples]
-    known = apply_case(solver.charset, case)  # labels with other characters cannot be read
+    known = apply_case(reader.charset, case)  # labels with other characters cannot be read
     texts = [apply_case(r.text, case) if r else "" for r in readings]
     per_char: dict[str, list[int]] = {}
     confusions: Counter = Counter()
@@ -101,8 +107,9 @@ def evaluate(
             if got != true and len(text) == len(label):
                 confusions[f"{true}->{got}"] += 1
     n_chars = sum(len(label) for label in labels)
-    wrong = wrong_readings(samples, readings, texts, labels)
-    return {
+    predictions = [prediction(s, r, label) for s, r, label in zip(samples, readings, labels)]
+    wrong = wrong_readings(predictions, texts)
+    metrics = {
         "count": len(samples),
         "unknown_characters": "".join(sorted(set("".join(labels)) - set(known))),
         "unreadable": len(unreadable),  # files that are not images (blank images are read as "")
@@ -117,21 +124,17 @@ def evaluate(
         "seconds": round(seconds, 3),
         "per_character_accuracy": {c: float(np.mean(v)) for c, v in sorted(per_char.items())},
         "top_confusions": dict(confusions.most_common(10)),
-        "reader": solver.reader,
+        "reader": reader.reader,
         "read_by": dict(Counter(r.reader for r in readings if r)),
         "wrong_count": len(wrong),
         "label_error_confidence": config.label_error_confidence,
         "suspected_label_errors": [w for w in wrong if suspect_label(w, config)],
         "wrong_readings": wrong,
-        "_readings": readings,
-        "_texts": texts,
-        "_labels": labels,
     }
+    return Report(metrics, predictions)
 
 
-def worst_cases(
-    report: dict, samples: list[Sample], png: Path, limit: int = EvaluateConfig.worst_limit
-) -> None:
+def worst_cases(report: Report, png: Path, limit: int = EvaluateConfig.worst_limit) -> None:
     """Draw the least confident wrong readings (unreadable first), then the suspected label errors.
 
     Each row names the file and shows the boxes the reader used with the characters it read,
@@ -142,27 +145,26 @@ def worst_cases(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    readings, paths = report["_readings"], [str(s.path) for s in samples]
-    where = {path: i for i, path in enumerate(paths)}
-    suspected = {w["path"] for w in report["suspected_label_errors"]}
-    wrong = [where[w["path"]] for w in report["wrong_readings"]]
-    wrong.sort(key=lambda i: readings[i].confidence if readings[i] else -1.0)
+    predictions = report.predictions
+    where = {p["path"]: i for i, p in enumerate(predictions)}
+    suspected = {w["path"] for w in report.metrics["suspected_label_errors"]}
+    wrong = [where[w["path"]] for w in report.metrics["wrong_readings"]]
+    wrong.sort(key=lambda i: predictions[i]["confidence"] if predictions[i]["read"] is not None else -1.0)
+    paths = [p["path"] for p in predictions]
     flagged = [i for i in wrong if paths[i] in suspected][-(limit // 3) :] if limit >= 3 else []
     rows = [i for i in wrong if paths[i] not in suspected][: limit - len(flagged)] + flagged
     fig, axes = plt.subplots(max(1, len(rows)), 1, figsize=(5, 0.4 + 1.3 * max(1, len(rows))), squeeze=False)
     for ax, i in zip(axes[:, 0], rows):
-        reading = readings[i]
+        p = predictions[i]
         try:
-            gray = read_image(samples[i].path)
+            gray = read_image(p["path"])
         except UserError:
             gray = np.full((20, 80), 255, np.uint8)  # an unreadable file: a blank tile
-        ax.imshow(
-            draw_boxes(gray, reading.boxes if reading else [], reading.text if reading else None)[:, :, ::-1]
-        )
-        read = f"read {reading.text!r} ({reading.confidence:.2f})" if reading else "unreadable"
+        ax.imshow(draw_boxes(gray, [tuple(b) for b in p["boxes"]], p["read"])[:, :, ::-1])
+        read = f"read {p['read']!r} ({p['confidence']:.2f})" if p["read"] is not None else "unreadable"
         tag = "  LABEL?" if paths[i] in suspected else ""
         ax.set_title(
-            f"{samples[i].path.name}: {read}, label {report['_labels'][i]!r}{tag}",
+            f"{Path(p['path']).name}: {read}, label {p['label']!r}{tag}",
             fontsize=7,
             color="tab:red" if tag else "black",
         )
@@ -171,9 +173,9 @@ def worst_cases(
         axes[0, 0].text(0.5, 0.5, "no wrong readings", ha="center", va="center")
         axes[0, 0].axis("off")
     fig.suptitle(
-        f"{len(wrong)} wrong of {len(samples)}. Each row: file: text read (confidence), label;\n"
+        f"{len(wrong)} wrong of {len(predictions)}. Each row: file: text read (confidence), label;\n"
         f"boxes: the glyphs the reader used. LABEL? (red): as long as the label and read with\n"
-        f"confidence >= {report['label_error_confidence']:.2f}: check the label first.",
+        f"confidence >= {report.metrics['label_error_confidence']:.2f}: check the label first.",
         fontsize=7,
     )
     fig.tight_layout()

@@ -1,37 +1,40 @@
-"""Reader choice: train the segmenting reader, the sequence reader, or both and keep the better.
+"""The reader choice (:class:`CaptchaReader`): the segmenting reader, the sequence reader, or both.
 
-``--reader auto`` (the default) carves a validation slice from the training folder that neither
-reader trains on, trains both on the rest within a time budget, reads the slice with each (and
-with the two voting: the segmenter also reads what the sequence reader is unsure of), and
-keeps whichever reads more of it right. The choice, every candidate's validation accuracy and
-the reason go into ``meta.json``; a model directory says which reader it holds
-(``"reader"``), and :func:`load` dispatches on it.
+``reader="auto"`` (the default) carves a validation slice from the training samples that
+neither reader trains on, trains both on the rest within a time budget, reads the slice with
+each (and with the two voting: the segmenter also reads what the sequence reader is unsure
+of), and keeps whichever reads more of it right. The choice, every candidate's validation
+accuracy and the reason go into ``meta.json``; a model directory says which reader it holds
+(``"reader"``), and :meth:`CaptchaReader.load` dispatches on it. This is the model the CLI,
+the server, the audit and the bench use.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from captcha.data import Sample, apply_case, split
-from captcha.sequence import SequenceConfig, SequenceReader
-from captcha.solver import FORMAT_VERSION, KIND, CaptchaSolver, ImageLike, Reading
-from captcha.train import train
-from recognisers.errors import UserError
-from recognisers.modeldir import (
-    META_FILE,
-    check_writable_target,
-    read_meta,
-    staged_model_dir,
-    write_json,
-    write_meta,
+from captcha.model import (
+    FORMAT_VERSION,
+    KIND,
+    CaptchaModel,
+    CaptchaSolver,
+    ImageLike,
+    Reading,
+    SegmentConfig,
 )
+from captcha.sequence import SequenceConfig, SequenceReader
+from recognisers.contract import config_from_json, config_to_json, option
+from recognisers.errors import UserError
+from recognisers.metafields import typed_field
+from recognisers.modeldir import META_FILE, read_meta, write_json, write_meta
 
 READERS = ("auto", "segment", "sequence")
 TIE_ORDER = ("segment", "sequence", "vote")  # on equal validation accuracy, the earlier wins
@@ -40,35 +43,52 @@ VOTE_GATE = 0.9  # a sequence reading at least this confident is kept without as
 
 @dataclass(frozen=True)
 class ChoiceConfig:
-    """Defaults of ``--reader auto``."""
+    """Defaults of ``reader="auto"``."""
 
-    val_fraction: float = 0.1  # of the training folder, read by both readers to choose
-    time_budget: float = 540.0  # seconds for training both (the sequence reader gets the rest)
-    min_sequence_seconds: float = 360.0  # however long the segmenter took
+    choice_fraction: float = option(0.1, "auto: share of the training images held out to choose the reader")
+    time_budget: float = option(
+        540.0, "auto: seconds for training both readers (the sequence reader gets the rest)"
+    )
+    min_sequence_seconds: float = option(
+        360.0, "auto: seconds the sequence reader gets however long the segmenter took"
+    )
 
 
-class VotingReader:
+@dataclass(frozen=True)
+class ReaderConfig:
+    """Every default of the reader choice: which reader, and each reader's own config."""
+
+    reader: str = option(
+        "auto",
+        "segment: OpenCV cuts + glyph CNN; sequence: CNN + BiGRU + CTC; "
+        "auto: train both, keep the one that reads more of a validation slice",
+        choices=READERS,
+    )
+    segment: SegmentConfig = SegmentConfig()
+    sequence: SequenceConfig = SequenceConfig()
+    choice: ChoiceConfig = ChoiceConfig()
+
+
+class VotingReader(CaptchaModel):
     """The sequence reader reads every image; where it is unsure the segmenter reads it too.
 
     Of the two readings of an unsure image the more confident one is kept. Gating on the
-    sequence reader's confidence keeps most images off the segmenter's slower lattice.
+    sequence reader's confidence keeps most images off the segmenter's slower lattice. It is
+    one of the readers :class:`CaptchaReader` may choose (saved and loaded by it).
     """
 
     reader = "vote"
 
     def __init__(self, sequence: SequenceReader, segment: CaptchaSolver):
         self.sequence, self.segment = sequence, segment
-        self.case = sequence.case
 
-    def predict(self, image: ImageLike) -> Reading:
-        return self.predict_batch([image])[0]
+    @property
+    def case(self) -> str:
+        return self.sequence.case
 
-    def predict_batch(self, images: Sequence[ImageLike]) -> list[Reading]:
-        results = self.read_each(images)
-        for result in results:
-            if isinstance(result, UserError):
-                raise result
-        return results  # type: ignore[return-value]
+    @property
+    def charset(self) -> str:  # type: ignore[override]
+        return "".join(sorted(set(self.sequence.charset) | set(self.segment.charset)))
 
     def read_each(self, images: Sequence[ImageLike]) -> list[Reading | UserError]:
         first = self.sequence.read_each(images)
@@ -77,6 +97,17 @@ class VotingReader:
         for i, reading in zip(unsure, self.segment.read_each([images[i] for i in unsure])):
             second[i] = reading
         return vote(first, second)
+
+    def write_files(self, model_dir: Path) -> None:
+        for name, part in (("segment", self.segment), ("sequence", self.sequence)):
+            (model_dir / name).mkdir()
+            part.write_files(model_dir / name)
+        write_meta(
+            model_dir,
+            KIND,
+            FORMAT_VERSION,
+            {"reader": "vote", "parts": ["segment", "sequence"], "case": self.case},
+        )
 
 
 def sure(result: Reading | UserError | None) -> bool:
@@ -92,92 +123,100 @@ def vote(first: list, second: list) -> list[Reading | UserError]:
     return out
 
 
-def load(model_dir: str | os.PathLike):
-    """The reader in a model directory, whichever kind it is (``meta.json`` says)."""
-    meta = read_meta(model_dir, KIND, FORMAT_VERSION)
-    reader = meta.get("reader", "segment")
-    if reader == "segment":
-        return CaptchaSolver.load(model_dir)
-    if reader == "sequence":
-        return SequenceReader.load(model_dir, meta)
-    if reader == "vote":
-        return VotingReader(load(Path(model_dir) / "sequence"), load(Path(model_dir) / "segment"))
-    raise UserError(f"{model_dir}/meta.json names an unknown reader {reader!r}")
+class CaptchaReader(CaptchaModel):
+    """The model ``captcha train`` makes: the reader asked for, or (auto) the better of both.
 
-
-def train_reader(
-    samples: list[Sample],
-    out: str | Path,
-    reader: str = "auto",
-    seed: int = 0,
-    case: str = "keep",
-    force: bool = False,
-    log: Callable[[str], None] = print,
-    verbose: int = 2,
-    epochs: int | None = None,
-    sequence: SequenceConfig = SequenceConfig(),
-    choice: ChoiceConfig = ChoiceConfig(),
-    **segment_options,
-):
-    """Train the reader asked for (``auto``: both, keep the better) and save it to ``out``.
-
-    ``epochs`` (when given) caps both readers; ``segment_options`` go to :func:`captcha.train.train`.
+    ``fit`` trains and chooses; ``chosen`` is the reader kept, which every reading goes to.
     """
-    if reader not in READERS:
-        raise UserError(f"unknown reader {reader!r}; choose from {', '.join(READERS)}")
-    check_writable_target(Path(out), force, KIND)  # refuse before minutes of training, not after
-    sequence = replace(sequence, case=case, seed=seed, epochs=epochs or sequence.epochs)
-    segment = dict(
-        segment_options,
-        seed=seed,
-        case=case,
-        log=log,
-        verbose=verbose,
-        **({"epochs": epochs} if epochs else {}),
-    )
-    if reader == "segment":
-        return train(samples, out, force=force, **segment)
-    if reader == "sequence":
-        model = SequenceReader(sequence).fit(samples, log, verbose > 0)
-        model.save(out, force=force)
-        log(f"saved {out}")
+
+    def __init__(self, config: ReaderConfig = ReaderConfig()):
+        if config.reader not in READERS:
+            raise UserError(f"unknown reader {config.reader!r}; choose from {', '.join(READERS)}")
+        self.config = config
+        self.chosen: Any = None  # CaptchaSolver, SequenceReader or VotingReader, set by fit or load
+        self.selection: dict | None = None  # what auto measured, and why it chose
+
+    @property
+    def reader(self) -> str:  # type: ignore[override]
+        return self.chosen.reader if self.chosen is not None else self.config.reader
+
+    @property
+    def case(self) -> str:
+        return self.chosen.case
+
+    @property
+    def charset(self) -> str:  # type: ignore[override]
+        return self.chosen.charset
+
+    def fit(
+        self, samples: Sequence[Sample], log: Callable[[str], None] = print, verbose: bool = True
+    ) -> CaptchaReader:
+        """Train the reader asked for (auto: both, keep the better); nothing is written to disk."""
+        cfg, samples = self.config, list(samples)
+        if cfg.reader == "segment":
+            self.chosen = CaptchaSolver(cfg.segment).fit(samples, log, verbose)
+        elif cfg.reader == "sequence":
+            self.chosen = SequenceReader(cfg.sequence).fit(samples, log, verbose)
+        else:
+            self.chosen, self.selection = choose(samples, cfg, log, verbose)
+        return self
+
+    def read_each(self, images: Sequence[ImageLike]) -> list[Reading | UserError]:
+        return self.chosen.read_each(images)
+
+    def write_files(self, model_dir: Path) -> None:
+        """The chosen reader's files, with the reader choice's config and selection in meta.json."""
+        self.chosen.write_files(model_dir)
+        meta = read_meta(model_dir, KIND, FORMAT_VERSION)
+        choice = {"reader_config": config_to_json(self.config), "selection": self.selection}
+        write_json(model_dir / META_FILE, {**meta, **choice})
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike) -> CaptchaReader:
+        """Whichever reader a model directory holds (``meta.json`` says); a wrong one is a UserError."""
+        meta = read_meta(model_dir, KIND, FORMAT_VERSION)
+        where = f"{model_dir}/meta.json"
+        name = typed_field(meta, "reader", str, where)
+        loaders: dict[str, Callable[[Path], Any]] = {
+            "segment": CaptchaSolver.load,
+            "sequence": SequenceReader.load,
+            "vote": lambda d: VotingReader(
+                SequenceReader.load(d / "sequence"), CaptchaSolver.load(d / "segment")
+            ),
+        }
+        if name not in loaders:
+            raise UserError(f"{where} names an unknown reader {name!r}")
+        config = ReaderConfig(reader=name)
+        if "reader_config" in meta:
+            config = config_from_json(ReaderConfig, meta["reader_config"], where)
+        model = cls(config)
+        model.chosen = loaders[name](Path(model_dir))
+        selection = meta.get("selection")
+        model.selection = selection if isinstance(selection, dict) else None
         return model
-    return choose_reader(samples, Path(out), force, log, sequence, choice, segment)
 
 
-def choose_reader(
-    samples: list[Sample],
-    out: Path,
-    force: bool,
-    log: Callable[[str], None],
-    sequence: SequenceConfig,
-    choice: ChoiceConfig,
-    segment: dict,
-):
-    """``--reader auto``: both readers on the same data, judged on the same unseen slice."""
-    rest, held = split(samples, choice.val_fraction, sequence.seed)
+def choose(
+    samples: list[Sample], config: ReaderConfig, log: Callable[[str], None], verbose: bool
+) -> tuple[CaptchaModel, dict]:
+    """``reader="auto"``: both readers on the same data, judged on the same unseen slice."""
+    sequence, choice = config.sequence, config.choice
+    rest, held = split(samples, choice.choice_fraction, sequence.seed)
     if not held or not rest:
         raise UserError("too few images to choose a reader: need at least two")
     started = time.perf_counter()
-    with staged_model_dir(out, kind=KIND, force=force) as tmp:
-        log(f"auto: training both readers on {len(rest)} images, choosing on {len(held)} others")
-        models: dict[str, CaptchaSolver | SequenceReader] = {
-            "segment": train(rest, tmp / "segment", **segment)
-        }
-        budget = max(choice.min_sequence_seconds, choice.time_budget - (time.perf_counter() - started))
-        sequence = replace(sequence, max_seconds=min(sequence.max_seconds, budget))
-        models["sequence"] = reader = SequenceReader(sequence).fit(rest, log, segment["verbose"] > 0)
-        reader.save_into(ensure_dir(tmp / "sequence"))
-        selection = judge(models, held, sequence.case)
-        log(f"auto: kept the {selection['chosen']} reader: {selection['reason']}")
-        keep(tmp, selection["chosen"], selection, sequence.case)
-    log(f"saved {out} in {time.perf_counter() - started:.0f} s")
-    return load(out)
-
-
-def ensure_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    log(f"auto: training both readers on {len(rest)} images, choosing on {len(held)} others")
+    segment = CaptchaSolver(config.segment).fit(rest, log, verbose)
+    budget = max(choice.min_sequence_seconds, choice.time_budget - (time.perf_counter() - started))
+    sequence = replace(sequence, max_seconds=min(sequence.max_seconds, budget))
+    reader = SequenceReader(sequence).fit(rest, log, verbose)
+    models: dict[str, CaptchaModel] = {"segment": segment, "sequence": reader}
+    selection = judge(models, held, sequence.case)
+    log(f"auto: kept the {selection['chosen']} reader: {selection['reason']}")
+    log(f"auto: trained and chose in {time.perf_counter() - started:.0f} s")
+    if selection["chosen"] == "vote":
+        return VotingReader(reader, segment), selection
+    return models[selection["chosen"]], selection
 
 
 def judge(models: dict, held: list[Sample], case: str) -> dict:
@@ -209,23 +248,3 @@ def judge(models: dict, held: list[Sample], case: str) -> dict:
         "validation_captchas_per_second": {k: round(len(held) / max(v, 1e-9), 1) for k, v in seconds.items()},
         "reason": f"{accuracy[chosen]:.2%} of {len(held)} validation images read right (vs. {others})",
     }
-
-
-def keep(tmp: Path, chosen: str, selection: dict, case: str) -> None:
-    """Leave only the chosen reader in the staged directory, with the selection in meta.json."""
-    if chosen == "vote":
-        write_meta(
-            tmp,
-            KIND,
-            FORMAT_VERSION,
-            {"reader": "vote", "parts": ["segment", "sequence"], "case": case, "selection": selection},
-        )
-        return
-    for other in ("segment", "sequence"):
-        if other != chosen:
-            shutil.rmtree(tmp / other)
-    for child in (tmp / chosen).iterdir():
-        child.rename(tmp / child.name)
-    (tmp / chosen).rmdir()
-    meta = read_meta(tmp, KIND, FORMAT_VERSION)
-    write_json(tmp / META_FILE, {**meta, "reader": chosen, "selection": selection})

@@ -10,10 +10,13 @@ the score of segment ``k`` is then the log-probability of the label's ``k``-th c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from captcha.network import classify
 from captcha.segment import Box, Segmentation, SegmentSettings, crop, glyph_counts, tighten
 
 
@@ -111,6 +114,27 @@ def best_path(lattice: Lattice, scores: np.ndarray) -> tuple[list[int], float]:
         path.append(int(row[2]))
         end = int(row[0])
     return path[::-1], float(value.max())
+
+
+def best_paths(
+    network: Any,
+    jobs: Sequence[tuple[Segmentation, Lattice]],
+    settings: SegmentSettings,
+    score: Callable[[int, np.ndarray], np.ndarray],
+) -> list[tuple[list[int], float, np.ndarray]]:
+    """The lattice scorer: every lattice's crops through the CNN in one call, then its best path.
+
+    ``score(j, probs)`` turns job ``j``'s class probabilities (segments x classes) into the
+    (glyphs x segments) log-scores :func:`best_path` sums: reading scores a segment by its most
+    likely character, forced alignment by the label's k-th character. Returns, per job, the
+    path, its total score and the probabilities.
+    """
+    crops = [lattice_crops(seg.ink, lattice, settings) for seg, lattice in jobs]
+    if not crops:
+        return []
+    probs = classify(network, np.concatenate(crops))
+    parts = np.split(probs, np.cumsum([len(c) for c in crops])[:-1])
+    return [(*best_path(lattice, score(j, p)), p) for j, ((_, lattice), p) in enumerate(zip(jobs, parts))]
 
 
 def lattice_crops(ink: np.ndarray, lattice: Lattice, settings: SegmentSettings) -> np.ndarray:

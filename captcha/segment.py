@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 
 from captcha.data import grey
-from recognisers.errors import UserError
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 MIN_CONTRAST = 40  # grey levels between ink and background below which an image has no ink
@@ -29,7 +28,7 @@ INKS = ("dark", "band", "colour")  # how ink is measured (see ink_map)
 CONTEXT_DIM = 0.4  # context pixels beside a glyph reach the CNN at this fraction of their ink
 
 
-@dataclass
+@dataclass(frozen=True)
 class SegmentSettings:
     """Everything the segmenter needs; stored in the model's meta.json."""
 
@@ -64,7 +63,7 @@ class SegmentSettings:
         return ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Segmentation:
     """Result for one image: ink map, clean mask, glyph boxes, and whether shape alone sufficed."""
 
@@ -75,8 +74,9 @@ class Segmentation:
     components: list[Box]  # ink components after merging fragments: where recognition may cut
 
 
-def ink_map(pixels: np.ndarray, mode: str = "dark") -> np.ndarray:
-    """Ink strength in [0, 1] against a local background (copes with gradients and light-on-dark).
+def ink_map(pixels: np.ndarray, mode: str = "dark") -> np.ndarray | None:
+    """Ink strength in [0, 1] against a local background (copes with gradients and light-on-dark);
+    None when the image has no ink (blank or too faint).
 
     ``pixels`` are grey or RGB. ``mode="band"`` keeps only ink of about the letters' darkness
     (see :func:`letters_only`); ``mode="colour"`` measures ink as colour distance from the
@@ -90,7 +90,7 @@ def ink_map(pixels: np.ndarray, mode: str = "dark") -> np.ndarray:
     diff = cv2.subtract(background, gray)
     top = float(quantile_u8(diff, 0.995))
     if top < MIN_CONTRAST:
-        raise UserError("no ink found in the image (blank or too faint)")
+        return None  # blank or too faint: no ink
     ink = np.minimum(diff.astype(np.float32) / top, 1.0)
     return letters_only(ink) if mode == "band" else ink
 
@@ -274,13 +274,21 @@ def tighten(mask: np.ndarray, x0: int, x1: int) -> Box:
     return (x0 + int(cols[0]), int(rows[0]), x0 + int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
-def segment(pixels: np.ndarray, settings: SegmentSettings, lengths: list[int] | None = None) -> Segmentation:
-    """Glyph boxes of one grey or RGB image; ``clean`` means every box was a whole component of glyph size."""
+def segment(
+    pixels: np.ndarray, settings: SegmentSettings, lengths: list[int] | None = None
+) -> Segmentation | None:
+    """Glyph boxes of one grey or RGB image; ``clean`` means every box was a whole component of glyph size.
+
+    None when the image holds no ink (blank, too faint, or nothing left after removing noise):
+    training skips such an image, reading turns it into the user's error.
+    """
     ink = ink_map(pixels, settings.ink)
+    if ink is None:
+        return None
     mask = ink_mask(ink, settings)
     boxes = merge_fragments(contour_boxes(mask), settings.glyph_width)
     if not boxes:
-        raise UserError("no ink left after removing noise (blank image?)")
+        return None
     counts = glyph_counts(boxes, settings.glyph_width, lengths)
     glyphs = [g for box, n in zip(boxes, counts) for g in split_box(mask, box, n)]
     clean = max(counts) == 1 and (not lengths or len(glyphs) in lengths)

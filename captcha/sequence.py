@@ -15,56 +15,80 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from captcha.data import Sample, apply_case, read_image, to_gray
-from captcha.solver import FORMAT_VERSION, KIND, ImageLike, Reading, read_each
+from captcha.data import CASES, Sample, apply_case, read_image, to_gray
+from captcha.model import (
+    FORMAT_VERSION,
+    KIND,
+    CaptchaModel,
+    ImageLike,
+    Reading,
+    check_reader,
+    load_network,
+    read_each,
+    read_history,
+)
 from recognisers.backend import import_keras
+from recognisers.contract import config_from_json, option
 from recognisers.errors import UserError
-from recognisers.modeldir import read_meta, staged_model_dir, write_meta
-from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
+from recognisers.metafields import typed_field
+from recognisers.modeldir import read_meta
+from recognisers.training import set_seed
 
-READER = "sequence"  # every CAPTCHA reader shares solver.KIND and FORMAT_VERSION
+READER = "sequence"  # every CAPTCHA reader shares model.KIND and FORMAT_VERSION
 MODEL_FILE = "sequence_ctc.keras"
 POOL_X = 4  # the CNN shrinks x by this much: one CTC frame per 4 input columns
 
 
 @dataclass(frozen=True)
 class SequenceConfig:
-    """Every default of the sequence reader (stored in meta.json, so loading rebuilds it)."""
+    """Every default of the sequence reader (saved whole in meta.json)."""
 
-    height: int = 32  # input height in pixels
-    width: int = 0  # input width; 0: from the training images' median aspect
-    max_width: int = 256  # cap on the measured width (bounds the work per image)
-    filters: tuple[int, ...] = (16, 32, 64)
-    rnn_units: int = 96  # per direction
-    dropout: float = 0.25
-    augment: bool = True  # small shifts, zooms and rotations while training
-    batch_size: int = 0  # 0: about 100 steps per epoch, within 16 to 64
-    learning_rate: float = 2e-3
-    epochs: int = 60
-    patience: int = 8  # epochs without a better validation reading before stopping
-    lr_patience: int = 3  # ... before the learning rate is halved
-    val_fraction: float = 0.1
-    max_seconds: float = 420.0  # training-time budget; the best epoch so far is kept
-    case: str = "keep"
-    seed: int = 0
+    height: int = option(32, "sequence reader: input height in pixels")
+    input_width: int = option(0, "sequence reader: input width (0: from the training images' median aspect)")
+    max_width: int = option(
+        256, "sequence reader: cap on the measured input width (bounds the work per image)"
+    )
+    filters: tuple[int, ...] = option((16, 32, 64), "sequence reader: filters of each conv block")
+    rnn_units: int = option(96, "sequence reader: GRU units per direction")
+    dropout: float = option(0.25, "sequence reader: dropout before and after the GRU")
+    augment: bool = option(True, "sequence reader: small shifts, zooms and rotations while training")
+    batch_size: int = option(0, "sequence reader: batch size (0: about 100 steps per epoch, 16 to 64)")
+    learning_rate: float = option(2e-3, "sequence reader: Adam's learning rate")
+    epochs: int = option(60, "sequence reader: most epochs")
+    patience: int = option(8, "sequence reader: epochs without a better validation reading before stopping")
+    lr_patience: int = option(
+        3, "sequence reader: epochs without a better validation reading before the learning rate halves"
+    )
+    val_fraction: float = option(
+        0.1, "sequence reader: share of its training images that picks the best epoch"
+    )
+    max_seconds: float = option(
+        420.0, "sequence reader: training-time budget in seconds (the best epoch is kept)"
+    )
+    case: str = option("keep", "how labels are normalised: upper, lower or keep", choices=CASES)
+    seed: int = option(0, "seed of every random choice: the same seed trains the same model")
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "filters": list(self.filters)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SequenceConfig:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        if "filters" in values:
-            values["filters"] = tuple(values["filters"])
-        return cls(**values)
+    def problem(self) -> str:
+        """What makes this config unusable, or "" when nothing does."""
+        if min(self.height, self.max_width, self.rnn_units, self.epochs, self.patience, self.lr_patience) < 1:
+            return "height, max_width, rnn_units, epochs, patience and lr_patience must be at least 1"
+        if len(self.filters) < 2 or min(self.filters) < 1 or self.input_width < 0 or self.batch_size < 0:
+            return "filters needs two positive counts at least; input_width and batch_size at least 0"
+        if not (
+            0 <= self.dropout < 1
+            and 0 < self.val_fraction < 1
+            and self.learning_rate > 0
+            and self.max_seconds > 0
+        ):
+            return "dropout must lie in [0, 1), val_fraction in (0, 1), learning_rate and max_seconds above 0"
+        return ""
 
 
 def read_gray(image: ImageLike) -> np.ndarray:
@@ -171,8 +195,8 @@ def greedy_paths(probs: np.ndarray) -> list[list[tuple[int, int, int, float]]]:
     return out
 
 
-class SequenceReader:
-    """CNN + BiGRU + CTC behind the readers' contract (fit, predict, predict_batch, save, load)."""
+class SequenceReader(CaptchaModel):
+    """CNN + BiGRU + CTC behind the readers' contract (see :mod:`captcha.model`)."""
 
     reader = READER
 
@@ -181,28 +205,29 @@ class SequenceReader:
         self.model: Any = None  # the Keras network, built by fit or load
         self.charset = ""
         self.lengths: list[int] = []
-        self.width = config.width
+        self.width = config.input_width
         self.training: dict = {}
         self.history: list[dict] = []
         self._forward: Any = None  # the traced inference function, made on first use
-
-    @property
-    def case(self) -> str:
-        return self.config.case
 
     # -- training ------------------------------------------------------------------------
     def fit(
         self, samples: Sequence[Sample], log: Callable[[str], None] = print, verbose: bool = True
     ) -> SequenceReader:
-        """Train on labelled samples; a validation slice carved from them picks the best epoch."""
+        """Train on labelled samples; a validation slice carved from them picks the best epoch.
+
+        Nothing is written to disk: ``save`` writes the model and its history.
+        """
+        cfg = self.config
+        if cfg.problem():
+            raise UserError(f"sequence reader: {cfg.problem()}")
         keras = import_keras()
         started = time.perf_counter()
-        cfg = self.config
         set_seed(cfg.seed)
         grays, labels = read_training_images(samples, cfg.case, log)
         self.charset = "".join(sorted(set("".join(labels))))
         self.lengths = sorted(set(map(len, labels)))
-        self.width = cfg.width or measured_width(grays, cfg)
+        self.width = cfg.input_width or measured_width(grays, cfg)
         x = self.inputs(grays)
         y = encode_labels(labels, self.charset, max(self.lengths))
         order = np.random.default_rng(cfg.seed).permutation(len(labels))
@@ -301,16 +326,7 @@ class SequenceReader:
         return np.stack([fit_to_input(g, self.config.height, self.width)[0] for g in grays])[..., None]
 
     # -- reading -------------------------------------------------------------------------
-    def predict(self, image: ImageLike) -> Reading:
-        """Read one CAPTCHA (a path, or a grey/RGB(A) array)."""
-        return self.predict_batch([image])[0]
-
-    def predict_batch(self, images: Sequence[ImageLike]) -> list[Reading]:
-        """Read many CAPTCHAs in batched network calls; raises UserError for an unreadable one."""
-        return self.read_grays([read_gray(image) for image in images])
-
     def read_each(self, images: Sequence[ImageLike]) -> list[Reading | UserError]:
-        """Like predict_batch, but an unreadable image gives its UserError in its place."""
         return read_each(images, read_gray, self.read_grays)
 
     def frame_probs(self, x: np.ndarray, chunk: int = 512) -> np.ndarray:
@@ -344,53 +360,26 @@ class SequenceReader:
         return readings
 
     # -- persistence ---------------------------------------------------------------------
-    def save(self, model_dir: str | os.PathLike, force: bool = False) -> None:
-        """Write the model directory atomically (an existing model only with ``force``)."""
-        with staged_model_dir(model_dir, kind=KIND, force=force) as tmp:
-            self.save_into(tmp)
-
-    def save_into(self, model_dir: Path) -> None:
-        """Write the network, meta.json and the training history into a (staged) directory."""
-        self.model.save(model_dir / MODEL_FILE)
-        write_meta(
-            model_dir,
-            KIND,
-            FORMAT_VERSION,
-            {
-                "reader": READER,
-                "model_file": MODEL_FILE,
-                "charset": self.charset,
-                "lengths": self.lengths,
-                "case": self.case,
-                "width": self.width,
-                "config": self.config.to_dict(),
-                "training": self.training,
-            },
-        )
-        if self.history:
-            write_rows(model_dir / HISTORY_CSV, self.history)
-            plot_history(
-                model_dir / HISTORY_CSV, model_dir / HISTORY_PNG, f"sequence reader ({Path(model_dir).name})"
-            )
+    def write_files(self, model_dir: Path) -> None:
+        """The network, meta.json (config, charset, input width) and the training history."""
+        self.write_reader(model_dir, self.model, MODEL_FILE, width=self.width)
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike, meta: dict | None = None) -> SequenceReader:
+    def load(cls, model_dir: str | os.PathLike) -> SequenceReader:
         """Load a directory written by :meth:`save`; a wrong or damaged one is a UserError."""
-        meta = meta or read_meta(model_dir, KIND, FORMAT_VERSION)
-        keras = import_keras()
-        try:
-            reader = cls(SequenceConfig.from_dict(meta["config"]))
-            reader.charset, reader.lengths = str(meta["charset"]), list(meta["lengths"])
-            reader.width, reader.training = int(meta["width"]), meta.get("training", {})
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise UserError(f"{model_dir}/meta.json is damaged: {exc!r}") from None
-        try:
-            reader.model = keras.saving.load_model(
-                Path(model_dir) / meta.get("model_file", MODEL_FILE), compile=False
-            )
-        except Exception as exc:  # noqa: BLE001  a damaged file can fail in many ways inside Keras
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UserError(f"cannot load the model in {model_dir}: {first_line}") from None
+        meta = read_meta(model_dir, KIND, FORMAT_VERSION)
+        check_reader(meta, model_dir, READER)
+        where = f"{model_dir}/meta.json"
+        reader = cls(config_from_json(SequenceConfig, typed_field(meta, "config", dict, where), where))
+        reader.charset = typed_field(meta, "charset", str, where)
+        reader.lengths = typed_field(meta, "lengths", list[int], where)
+        reader.width = typed_field(meta, "width", int, where)
+        training = meta.get("training")
+        reader.training = training if isinstance(training, dict) else {}
+        if not reader.charset or not reader.lengths or reader.width < 1:
+            raise UserError(f"{where} is damaged: charset, lengths or width is not valid")
+        reader.model = load_network(Path(model_dir), typed_field(meta, "model_file", str, where))
+        reader.history = read_history(Path(model_dir))
         return reader
 
 
@@ -430,13 +419,3 @@ def encode_labels(labels: Sequence[str], charset: str, length: int) -> np.ndarra
     for i, label in enumerate(labels):
         y[i, : len(label)] = [charset.index(c) + 1 for c in label]
     return y
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    """The per-epoch history as CSV (the columns plot_history reads)."""
-    import csv
-
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)

@@ -12,17 +12,16 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from captcha.data import Sample, read_pixels
-from captcha.model import build_model, classify, fit
-from captcha.recognise import Lattice, best_path, lattice_crops, lattice_for
+from captcha.model import CaptchaSolver, SegmentConfig
+from captcha.network import build_model, fit
+from captcha.recognise import Lattice, best_paths, lattice_for
 from captcha.segment import (
     INKS,
     Box,
@@ -34,11 +33,9 @@ from captcha.segment import (
     segment,
     stroke_width,
 )
-from captcha.solver import KIND, CaptchaSolver
 from recognisers.backend import import_keras
 from recognisers.errors import UserError
-from recognisers.modeldir import staged_model_dir
-from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history, set_seed
+from recognisers.training import kept_epoch, set_seed
 
 LINE_KERNELS = (0, 2, 3, 4)
 DISC_FRACTIONS = (0.4, 0.6)  # disc openings tried, as fractions of the letters' stroke width
@@ -63,10 +60,10 @@ def read_training_images(samples: list[Sample], log: Callable[[str], None]) -> l
 
 def ink_extent(pixels: np.ndarray, settings: SegmentSettings) -> int:
     """Width in pixels of the columns that hold ink after clean-up (0 when none)."""
-    try:
-        cols = np.flatnonzero(ink_mask(ink_map(pixels, settings.ink), settings).any(axis=0))
-    except UserError:
+    ink = ink_map(pixels, settings.ink)
+    if ink is None:
         return 0
+    cols = np.flatnonzero(ink_mask(ink, settings).any(axis=0))
     return int(cols[-1] + 1 - cols[0]) if cols.size else 0
 
 
@@ -121,28 +118,37 @@ def cleanups(settings: SegmentSettings) -> int:
 
 def stroke_of(pixels: np.ndarray, settings: SegmentSettings) -> float:
     """Stroke width of one image's ink (0 when it has none)."""
-    try:
-        return stroke_width(ink_mask(ink_map(pixels, settings.ink), settings))
-    except UserError:
-        return 0.0
+    ink = ink_map(pixels, settings.ink)
+    return 0.0 if ink is None else stroke_width(ink_mask(ink, settings))
 
 
 def count_agrees(pixels: np.ndarray, label: str, settings: SegmentSettings) -> bool:
     """Does shape alone (no length hint) find as many glyphs as the label has?"""
-    try:
-        return len(segment(pixels, settings).boxes) == len(label)
-    except UserError:
-        return False
+    seg = segment(pixels, settings)
+    return seg is not None and len(seg.boxes) == len(label)
 
 
-def glyph_set(
-    segs: list[Segmentation | None],
-    labels: list[str],
-    index: list[int],
-    charset: str,
-    settings: SegmentSettings,
-    junk: dict[int, list[Box]],
-) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class GlyphData:
+    """What a training round reads: every image's cut (None: no ink), labels, slices, bad cuts."""
+
+    segs: list[Segmentation | None]
+    labels: list[str]
+    charset: str
+    train_idx: list[int]
+    val_idx: list[int]
+    junk: dict[int, list[Box]]  # per image: mis-cut segments found by alignment
+
+    def recut(self, cuts: dict[int, tuple[list[Box], list[Box]]]) -> GlyphData:
+        """The same data with the images in ``cuts`` cut anew: (glyph boxes, bad cuts) each."""
+        segs = [
+            replace(seg, boxes=cuts[i][0]) if seg is not None and i in cuts else seg
+            for i, seg in enumerate(self.segs)
+        ]
+        return replace(self, segs=segs, junk={**self.junk, **{i: junk for i, (_, junk) in cuts.items()}})
+
+
+def glyph_set(data: GlyphData, index: list[int], settings: SegmentSettings) -> tuple[np.ndarray, np.ndarray]:
     """Crops and class ids of the images in ``index`` whose box count matches their label.
 
     Mis-cut segments found during alignment come too, labelled with the extra "junk" class
@@ -150,11 +156,11 @@ def glyph_set(
     """
     xs, ys = [], []
     for i in index:
-        seg = segs[i]
-        if seg is None or len(seg.boxes) != len(labels[i]):
+        seg, label, junk = data.segs[i], data.labels[i], data.junk.get(i, [])
+        if seg is None or len(seg.boxes) != len(label):
             continue
-        xs += [crop(seg.ink, box, settings) for box in seg.boxes + junk.get(i, [])]
-        ys += [charset.index(c) for c in labels[i]] + [len(charset)] * len(junk.get(i, []))
+        xs += [crop(seg.ink, box, settings) for box in seg.boxes + junk]
+        ys += [data.charset.index(c) for c in label] + [len(data.charset)] * len(junk)
     size = settings.glyph_size
     return np.asarray(xs, np.float32).reshape(-1, size, size), np.asarray(ys, np.int64)
 
@@ -174,163 +180,166 @@ def mis_cuts(lattice: Lattice, path: list[int], rng: np.random.Generator, count:
 
 
 def align(
-    model,
-    segs: list[Segmentation | None],
-    labels: list[str],
+    network,
+    data: GlyphData,
     index: list[int],
-    charset: str,
     settings: SegmentSettings,
-    junk: dict[int, list[Box]],
     seed: int,
     chunk: int = 64,
-) -> int:
-    """Re-cut the images in ``index`` by forced alignment with their labels; returns how many."""
+) -> dict[int, tuple[list[Box], list[Box]]]:
+    """New cuts of the images in ``index`` by forced alignment with their labels.
+
+    Returns, per image that aligned, its glyph boxes and a few mis-cut segments (the junk
+    examples); the data is left as it is (:meth:`GlyphData.recut` applies the cuts).
+    """
     rng = np.random.default_rng(seed)
-    done = 0
+    cuts = {}
     for start in range(0, len(index), chunk):
         jobs = []
         for i in index[start : start + chunk]:
-            seg = segs[i]
-            lattice = lattice_for(seg, len(labels[i]), settings) if seg is not None else None
-            if seg is not None and lattice is not None and lattice.n == len(labels[i]):
+            seg = data.segs[i]
+            lattice = lattice_for(seg, len(data.labels[i]), settings) if seg is not None else None
+            if seg is not None and lattice is not None and lattice.n == len(data.labels[i]):
                 jobs.append((i, seg, lattice))
-        if not jobs:
-            continue
-        crops = [lattice_crops(seg.ink, lattice, settings) for _, seg, lattice in jobs]
-        logp = np.log(np.maximum(classify(model, np.concatenate(crops)), 1e-12))
-        offset = 0
-        for (i, seg, lattice), c in zip(jobs, crops):
-            ids = [charset.index(ch) for ch in labels[i]]
-            path, _ = best_path(lattice, logp[offset : offset + len(c), ids].T)
-            offset += len(c)
+        ids = [[data.charset.index(ch) for ch in data.labels[i]] for i, _, _ in jobs]
+        found = best_paths(network, [(seg, lattice) for _, seg, lattice in jobs], settings, label_scores(ids))
+        for (i, _, lattice), (path, _, _) in zip(jobs, found):
             if path:
-                seg.boxes = [lattice.boxes[j] for j in path]
-                junk[i] = mis_cuts(lattice, path, rng)
-                done += 1
-    return done
+                cuts[i] = ([lattice.boxes[j] for j in path], mis_cuts(lattice, path, rng))
+    return cuts
+
+
+def label_scores(ids: list[list[int]]) -> Callable[[int, np.ndarray], np.ndarray]:
+    """Forced alignment's lattice scores: a segment as glyph k scores log p(the label's k-th character)."""
+    return lambda j, probs: np.log(np.maximum(probs[:, ids[j]], 1e-12)).T
 
 
 def train(
     samples: list[Sample],
-    out: str | Path,
-    epochs: int = 15,
-    seed: int = 0,
-    case: str = "keep",
-    force: bool = False,
-    align_rounds: int = 1,
-    glyph_size: int = 28,
-    line_kernel: int | None = None,
-    width: int = 16,
+    config: SegmentConfig = SegmentConfig(),
     log: Callable[[str], None] = print,
     verbose: int = 2,
 ) -> CaptchaSolver:
-    """Train a solver on labelled samples and save it atomically to ``out``."""
-    with staged_model_dir(out, kind=KIND, force=force) as tmp:
-        started = time.perf_counter()
-        import_keras()
-        set_seed(seed)
-        images = read_training_images(samples, log)
-        labels = [label for _, label in images]
-        charset = "".join(sorted(set("".join(labels))))
-        order = np.random.default_rng(seed).permutation(len(images))
-        n_val = max(1, len(images) // 10)
-        val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
-        tune = [images[i] for i in order[: min(n_val, TUNE_IMAGES)]]  # a random part of the validation slice
-        settings, agree = tune_settings(tune, glyph_size, line_kernel)
-        log(
-            f"segmentation: clean-up {describe(settings)} (shape-only glyph counts agree with the labels "
-            f"on {agree[describe(settings)]:.0%} of {len(tune)} validation images), "
-            f"glyph width {settings.glyph_width:.1f} px, stroke {settings.stroke_width:.1f} px"
-        )
-        segs = [segment_or_none(g, settings, len(label)) for g, label in images]
-        matched = sum(s is not None and len(s.boxes) == len(label) for s, label in zip(segs, labels))
-        clean = sum(s is not None and s.clean for s in segs)
-        log(
-            f"{matched} of {len(images)} training images segmented to their label's glyph count "
-            f"({clean} cleanly by shape alone); their glyphs train the CNN"
-        )
-        model = build_model(glyph_size, len(charset) + 1, width)  # + the junk class
-        history: list[dict] = []
-        junk: dict[int, list[Box]] = {}
-        aligned = []
-        for round_ in range(align_rounds + 1):
-            if round_ == 1:
-                settings.lattice = choose_lattice(model, segs, labels, val_idx, charset, settings)
-                log(f"recognition lattice: {settings.lattice}")
-            if round_:
-                redo = [i for i, s in enumerate(segs) if s is not None and not s.clean]
-                aligned.append(align(model, segs, labels, redo, charset, settings, junk, seed + round_))
-                log(f"round {round_}: re-cut {aligned[-1]} images by forced alignment")
-            train_set = glyph_set(segs, labels, train_idx, charset, settings, junk)
-            val_set = glyph_set(segs, labels, val_idx, charset, settings, junk)
-            if len(train_set[1]) == 0 or len(val_set[1]) == 0:
-                raise UserError("too few images could be segmented to train on; check the labels")
-            log(f"round {round_}: {len(train_set[1])} training glyphs, {len(val_set[1])} validation glyphs")
-            fit(
-                model,
-                train_set,
-                val_set,
-                epochs if round_ == 0 else max(2, epochs // 2),
-                tmp,
-                verbose=verbose,
-            )
-            history += read_history(tmp / HISTORY_CSV)
-        info = {
-            "images": len(samples),
-            "readable": len(images),
-            "segmented_to_label_count": matched,
-            "clean_by_shape": clean,
-            "aligned_per_round": aligned,
-            "seed": seed,
-            "cleanup_agreement": {k: round(v, 4) for k, v in agree.items()},
-            "epochs_run": len(history),
-            "seconds": round(time.perf_counter() - started, 1),
-        }
-        solver = CaptchaSolver(model, charset, sorted(set(map(len, labels))), settings, case, info)
-        solver.save_into(tmp)
-        write_history(tmp / HISTORY_CSV, history)
-        plot_history(tmp / HISTORY_CSV, tmp / HISTORY_PNG, f"glyph CNN ({Path(out).name})")
-    log(f"saved {out} in {info['seconds']:.0f} s")
-    return solver
+    """A segmenting reader fitted on labelled samples (nothing is written to disk)."""
+    problem = config.problem()
+    if problem:
+        raise UserError(f"segmenting reader: {problem}")
+    started = time.perf_counter()
+    import_keras()
+    set_seed(config.seed)
+    images = read_training_images(samples, log)
+    labels = [label for _, label in images]
+    val_idx, train_idx, tune_idx = slices(len(images), config.seed)
+    settings, agree = tune_settings([images[i] for i in tune_idx], config.glyph_size, config.line_kernel)
+    log(
+        f"segmentation: clean-up {describe(settings)} (shape-only glyph counts agree with the labels "
+        f"on {agree[describe(settings)]:.0%} of {len(tune_idx)} validation images), "
+        f"glyph width {settings.glyph_width:.1f} px, stroke {settings.stroke_width:.1f} px"
+    )
+    charset = "".join(sorted(set("".join(labels))))
+    segs, matched, clean = first_cuts(images, settings, log)
+    data = GlyphData(segs, labels, charset, train_idx, val_idx, {})
+    network = build_model(config.glyph_size, len(charset) + 1, config.width)  # + the junk class
+    history = fit_round(network, data, settings, 0, config.epochs, log, verbose)
+    settings, aligned, more = refine(network, data, settings, config, log, verbose)
+    history += more
+    info = {
+        "images": len(samples),
+        "readable": len(images),
+        "segmented_to_label_count": matched,
+        "clean_by_shape": clean,
+        "aligned_per_round": aligned,
+        "seed": config.seed,
+        "cleanup_agreement": {k: round(v, 4) for k, v in agree.items()},
+        "epochs_run": len(history),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    history = [{**row, "epoch": epoch} for epoch, row in enumerate(history)]  # numbered on across rounds
+    lengths = sorted(set(map(len, labels)))
+    return CaptchaSolver.from_parts(config, network, charset, lengths, settings, info, history)
 
 
-def choose_lattice(
-    model,
-    segs: list[Segmentation | None],
-    labels: list[str],
-    val_idx: list[int],
-    charset: str,
+def refine(
+    network,
+    data: GlyphData,
     settings: SegmentSettings,
-) -> str:
+    config: SegmentConfig,
+    log: Callable[[str], None],
+    verbose: int,
+) -> tuple[SegmentSettings, list[int], list[dict]]:
+    """The rounds after the first fit: lattice mode chosen, hard images re-cut by forced
+    alignment, the CNN trained again on the better crops (half the epochs, at least 2).
+
+    Returns the settings with the lattice chosen, how many images each round re-cut, and the
+    rounds' history rows.
+    """
+    if not config.align_rounds:
+        return settings, [], []
+    settings = replace(settings, lattice=choose_lattice(network, data, settings))
+    log(f"recognition lattice: {settings.lattice}")
+    aligned, history = [], []
+    for round_ in range(1, config.align_rounds + 1):
+        redo = [i for i, s in enumerate(data.segs) if s is not None and not s.clean]
+        cuts = align(network, data, redo, settings, config.seed + round_)
+        data = data.recut(cuts)
+        aligned.append(len(cuts))
+        log(f"round {round_}: re-cut {len(cuts)} images by forced alignment")
+        history += fit_round(network, data, settings, round_, max(2, config.epochs // 2), log, verbose)
+    return settings, aligned, history
+
+
+def slices(count: int, seed: int) -> tuple[list[int], list[int], list[int]]:
+    """(validation, training, tuning) image indices: a tenth validates, part of it tunes the clean-up."""
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = max(1, count // 10)
+    return sorted(order[:n_val]), sorted(order[n_val:]), list(order[: min(n_val, TUNE_IMAGES)])
+
+
+def first_cuts(
+    images: list[tuple[np.ndarray, str]], settings: SegmentSettings, log: Callable[[str], None]
+) -> tuple[list[Segmentation | None], int, int]:
+    """Shape segmentation of every image with its label's length as a hint (None: no ink).
+
+    Also returns how many images were cut into their label's glyph count, and how many cleanly.
+    """
+    segs = [segment(pixels, settings, [len(label)]) for pixels, label in images]
+    matched = sum(s is not None and len(s.boxes) == len(label) for s, (_, label) in zip(segs, images))
+    clean = sum(s is not None and s.clean for s in segs)
+    log(
+        f"{matched} of {len(images)} training images segmented to their label's glyph count "
+        f"({clean} cleanly by shape alone); their glyphs train the CNN"
+    )
+    return segs, matched, clean
+
+
+def fit_round(
+    network,
+    data: GlyphData,
+    settings: SegmentSettings,
+    round_: int,
+    epochs: int,
+    log: Callable[[str], None],
+    verbose: int,
+) -> list[dict]:
+    """One round of CNN training on the current cuts; returns its history rows."""
+    train_set = glyph_set(data, data.train_idx, settings)
+    val_set = glyph_set(data, data.val_idx, settings)
+    if len(train_set[1]) == 0 or len(val_set[1]) == 0:
+        raise UserError("too few images could be segmented to train on; check the labels")
+    log(f"round {round_}: {len(train_set[1])} training glyphs, {len(val_set[1])} validation glyphs")
+    rows = fit(network, train_set, val_set, epochs, verbose=verbose)
+    log(f"round {round_}: {kept_epoch(rows)}")
+    return rows
+
+
+def choose_lattice(network, data: GlyphData, settings: SegmentSettings) -> str:
     """The lattice mode that reads more hard validation images right ("shape" on a tie: faster)."""
-    hard = [(i, seg) for i in val_idx if (seg := segs[i]) is not None and not seg.clean]
+    hard = [(i, seg) for i in data.val_idx if (seg := data.segs[i]) is not None and not seg.clean]
+    lengths = sorted(set(map(len, data.labels)))
     right = {}
     for mode in ("shape", "even"):
         trial = replace(settings, lattice=mode)
-        solver = CaptchaSolver(model, charset, sorted(set(map(len, labels))), trial)
+        solver = CaptchaSolver.from_parts(SegmentConfig(), network, data.charset, lengths, trial)
         readings = solver.read_by_recognition([seg for _, seg in hard])
-        right[mode] = sum(r.text == labels[i] for r, (i, _) in zip(readings, hard))
+        right[mode] = sum(r.text == data.labels[i] for r, (i, _) in zip(readings, hard))
     return "even" if right["even"] > right["shape"] else "shape"
-
-
-def segment_or_none(pixels: np.ndarray, settings: SegmentSettings, length: int) -> Segmentation | None:
-    """Shape segmentation with the label's length as a hint; None for an image with no ink."""
-    try:
-        return segment(pixels, settings, [length])
-    except UserError:
-        return None
-
-
-def read_history(path: Path) -> list[dict]:
-    """Rows of one fit's CSVLogger file."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def write_history(path: Path, rows: list[dict]) -> None:
-    """All rounds' epochs as one CSV, numbered on from round to round."""
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for epoch, row in enumerate(rows):
-            writer.writerow({**row, "epoch": epoch})

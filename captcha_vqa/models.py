@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from captcha.solver import FORMAT_VERSION as CAPTCHA_FORMAT
-from captcha.solver import KIND as CAPTCHA_KIND
-from captcha.solver import CaptchaSolver
+from captcha.model import FORMAT_VERSION as CAPTCHA_FORMAT
+from captcha.model import KIND as CAPTCHA_KIND
+from captcha.readers import CaptchaReader
 from recognisers.modeldir import read_meta
 from vqa.answerer import FORMAT_VERSION as VQA_FORMAT
 from vqa.answerer import KIND as VQA_KIND
@@ -22,7 +22,7 @@ from vqa.answerer import VQAModel
 
 def load_captcha(model_dir: str | os.PathLike):
     """A CAPTCHA reader from its directory (the one place that chooses the loader)."""
-    return CaptchaSolver.load(model_dir)
+    return CaptchaReader.load(model_dir)
 
 
 def reader_name(model) -> str:

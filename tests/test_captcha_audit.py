@@ -7,7 +7,7 @@ import pytest
 from captcha.audit import AuditConfig, crossing, run_audit, verdict, wilson
 from captcha.cli import main
 from captcha.data import load_folder
-from captcha.solver import Reading
+from captcha.model import CaptchaModel, Reading
 from recognisers.errors import UserError
 
 CHARSET = "ABCDEFGH23"
@@ -23,7 +23,7 @@ def folder(tmp_path_factory):
     return root
 
 
-class FakeSolver:
+class FakeSolver(CaptchaModel):
     """Reads the first ``accuracy`` share of what it is given right, the rest wrong."""
 
     reader, case, charset = "segment", "keep", CHARSET
@@ -50,7 +50,7 @@ class FakeTrainer:
     def clock(self):
         return self.now
 
-    def __call__(self, subset, out, seed, cap, config):
+    def __call__(self, subset, seed, cap, config):
         if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
             raise KeyboardInterrupt
         self.calls.append((len(subset), seed, {s.path for s in subset}, cap))

@@ -115,3 +115,29 @@ def test_python_m_captcha_never_shows_a_traceback(tmp_path):
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("captcha: error:")
+
+
+def test_train_defaults_are_the_configs_and_epochs_caps_both_readers():
+    from captcha.cli import build_parser, train_config
+    from captcha.readers import ReaderConfig
+
+    parser = build_parser()
+    assert train_config(parser.parse_args(["train", "d", "--out", "m"])) == ReaderConfig()
+    args = parser.parse_args(["train", "d", "--out", "m", "--epochs", "3", "--seed", "7", "--case", "lower"])
+    config = train_config(args)
+    assert (config.segment.epochs, config.sequence.epochs) == (3, 3)
+    assert (config.segment.seed, config.sequence.seed, config.sequence.case) == (7, 7, "lower")
+    args = parser.parse_args(
+        ["train", "d", "--out", "m", "--reader", "segment", "--width", "32", "--rnn-units", "8"]
+    )
+    config = train_config(args)
+    assert (config.reader, config.segment.width, config.sequence.rnn_units) == ("segment", 32, 8)
+
+
+def test_every_option_of_every_subcommand_has_help_text():
+    from captcha.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            assert action.help, f"captcha {name} {action.dest} has no help text"

@@ -10,10 +10,9 @@ from PIL import Image
 from captcha import CaptchaSolver
 from captcha.cli import main
 from captcha.data import Sample, load_folder
-from captcha.evaluate import evaluate
-from captcha.readers import ChoiceConfig, VotingReader, judge, train_reader
+from captcha.model import Reading, SegmentConfig
+from captcha.readers import CaptchaReader, ChoiceConfig, ReaderConfig, VotingReader, judge
 from captcha.sequence import SequenceConfig, SequenceReader, greedy_paths
-from captcha.solver import Reading
 from captcha.synth import generate
 
 CHARSET = "ABCDEFGH23"
@@ -59,18 +58,19 @@ def reader(folders):
 
 
 def test_learns_a_variable_length_set_far_above_chance(reader, folders):
-    report = evaluate(reader, load_folder(folders / "test"))
+    report = reader.evaluate(load_folder(folders / "test"))
+    metrics = report.metrics
     assert reader.lengths == [3, 5]
-    assert report["char_accuracy"] > 0.6  # chance: 0.1 per character
-    assert report["sequence_accuracy"] > 0.3  # chance: 0.001 or less
-    assert {len(r.text) for r in report["_readings"]} >= {3, 5}
-    assert report["reader"] == "sequence" and set(report["read_by"]) == {"sequence"}
+    assert metrics["char_accuracy"] > 0.6  # chance: 0.1 per character
+    assert metrics["sequence_accuracy"] > 0.3  # chance: 0.001 or less
+    assert {len(p["read"]) for p in report.predictions} >= {3, 5}
+    assert metrics["reader"] == "sequence" and set(metrics["read_by"]) == {"sequence"}
 
 
 def test_readings_carry_confidences_and_column_spans(reader, folders):
     reading = reader.predict(load_folder(folders / "test")[0].path)
     assert len(reading.char_confidences) == len(reading.text) == len(reading.boxes)
-    assert all(0 < c <= 1 for c in reading.char_confidences)
+    assert len(reading.text) in reader.lengths and set(reading.text) <= set(CHARSET)
     assert reading.confidence == pytest.approx(float(np.prod(reading.char_confidences)))
     starts = [box[0] for box in reading.boxes]
     assert starts == sorted(starts) and reading.reader == "sequence"
@@ -86,8 +86,10 @@ def test_save_and_load_give_identical_predictions(reader, folders, tmp_path):
     reader.save(tmp_path / "m")
     names = {p.name for p in (tmp_path / "m").iterdir()}
     assert {"meta.json", "sequence_ctc.keras", "history.csv", "history.png"} <= names
-    loaded = CaptchaSolver.load(tmp_path / "m")  # the one loader dispatches on meta.json
-    assert isinstance(loaded, SequenceReader)
+    loaded = SequenceReader.load(tmp_path / "m")
+    assert isinstance(CaptchaReader.load(tmp_path / "m").chosen, SequenceReader)  # it dispatches
+    with pytest.raises(Exception, match="holds a sequence reader"):
+        CaptchaSolver.load(tmp_path / "m")
     paths = [s.path for s in load_folder(folders / "test")[:12]]
     before, after = reader.predict_batch(paths), loaded.predict_batch(paths)
     assert [r.text for r in before] == [r.text for r in after]
@@ -130,18 +132,17 @@ def test_judge_keeps_the_reader_that_reads_more_validation_images():
 def test_auto_keeps_the_segmenter_where_the_sequence_reader_had_no_time(folders, tmp_path):
     """One epoch of the sequence reader reads nothing; the segmenter reads most: auto keeps it."""
     samples = [s for s in load_folder(folders / "train") if len(s.label) == 3]
-    model = train_reader(
-        samples,
-        tmp_path / "m",
-        seed=0,
-        verbose=0,
-        log=lambda line: None,
+    config = ReaderConfig(
+        segment=SegmentConfig(align_rounds=0),
         sequence=replace(TINY, filters=(8, 8, 8), epochs=1),
-        choice=ChoiceConfig(val_fraction=0.2),
-        align_rounds=0,
+        choice=ChoiceConfig(choice_fraction=0.2),
     )
+    model = CaptchaReader(config).fit(samples, log=lambda line: None, verbose=False)
+    assert not (tmp_path / "m").exists()  # fit writes nothing
+    model.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "meta.json").read_text())
-    assert meta["reader"] == "segment" and isinstance(model, CaptchaSolver)
+    assert meta["reader"] == "segment" and isinstance(model.chosen, CaptchaSolver)
+    assert meta["selection"] == model.selection and CaptchaReader.load(tmp_path / "m").config == config
     accuracy = meta["selection"]["validation_sequence_accuracy"]
     assert accuracy["segment"] > accuracy["sequence"] + 0.3
     assert not (tmp_path / "m" / "sequence").exists() and (tmp_path / "m" / "glyph_cnn.keras").exists()
@@ -185,3 +186,22 @@ def test_vote_asks_the_segmenter_only_where_the_sequence_reader_is_unsure():
     segment = Fixed(["ZZ", "EF", "YY"], [0.5, 0.8, 0.4])
     readings = VotingReader(sequence, segment).predict_batch(["0", "1", "2"])
     assert [r.text for r in readings] == ["AB", "EF", "CD"] and segment.asked == ["1", "2"]
+
+
+def test_a_voting_model_saves_and_loads_through_the_reader_choice(reader, folders, tmp_path):
+    samples = load_folder(folders / "train")
+    segmenter = CaptchaSolver(SegmentConfig(epochs=2, align_rounds=0)).fit(
+        samples, log=lambda _: None, verbose=False
+    )
+    model = CaptchaReader()
+    model.chosen, model.selection = VotingReader(reader, segmenter), {"chosen": "vote"}  # what auto keeps
+    model.save(tmp_path / "vote")
+    assert {"segment", "sequence", "meta.json"} <= {p.name for p in (tmp_path / "vote").iterdir()}
+    loaded = CaptchaReader.load(tmp_path / "vote")
+    assert (
+        loaded.reader == "vote" and loaded.selection == {"chosen": "vote"} and loaded.config == model.config
+    )
+    paths = [s.path for s in load_folder(folders / "test")[:12]]
+    before, after = model.predict_batch(paths), loaded.predict_batch(paths)
+    assert [(r.text, r.reader) for r in before] == [(r.text, r.reader) for r in after]
+    np.testing.assert_allclose([r.confidence for r in before], [r.confidence for r in after], rtol=1e-5)

@@ -17,6 +17,7 @@ from PIL import Image
 from test_vqa_shapes import COLOURS, SHAPES, draw_shape
 
 from captcha.data import load_folder
+from captcha.model import FORMAT_VERSION as CAPTCHA_FORMAT
 from captcha_vqa.app import create_app
 from captcha_vqa.batching import MicroBatcher
 from captcha_vqa.config import API_KEY_ENV, ServeConfig
@@ -73,7 +74,7 @@ def test_health_and_models(client, loaded):
     assert client.get("/healthz").json() == {"status": "ok", "captcha": True, "vqa": True}
     models = client.get("/v1/models").json()
     assert models["captcha"]["charset"] == loaded.captcha.charset and models["captcha"]["lengths"] == [4]
-    assert models["captcha"]["reader"] == "segment" and models["captcha"]["format_version"] == 1
+    assert models["captcha"]["reader"] == "segment" and models["captcha"]["format_version"] == CAPTCHA_FORMAT
     assert models["vqa"]["answer_vocabulary_size"] == len(COLOURS) + len(SHAPES)
     assert "epochs" in str(models["vqa"]["training"]) or models["vqa"]["training"]
 
