@@ -42,6 +42,7 @@ def plot_curve(report: dict, png: Path) -> None:
         ax.plot(sizes, [p["char_accuracy"] for p in points], "s--", ms=3, lw=1, label="character accuracy")
         ax.set_xscale("log")
         ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.set_xticks([], minor=True)  # the log scale's own minor labels (6x10^1...) overprint ours
     for t, name, colour in zip(
         report["verdict"]["thresholds"], LABELS, ("tab:red", "tab:orange", "tab:green")
     ):
