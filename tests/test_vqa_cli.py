@@ -7,21 +7,20 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from test_vqa_shapes import tiny_model, tiny_sets
+from vqa_helpers import write_tiny_vqa2
 
-from vqa.answerer import VQAModel
 from vqa.cli import main
+from vqa.model import VQAModel
 
 
 @pytest.fixture()
-def model_dir(tmp_path_factory):
-    return tiny_model(tmp_path_factory)
+def model_dir(vqa_model_dir):
+    return vqa_model_dir
 
 
 @pytest.fixture()
-def sample(tmp_path_factory):
-    train, _ = tiny_sets(tmp_path_factory)
-    return train.parent / "img0000.png"
+def sample(vqa_sample):
+    return vqa_sample
 
 
 def error_line(capsys) -> str:
@@ -87,8 +86,8 @@ def test_api_load_predict_and_batch_agree(model_dir, sample, tmp_path):
     assert len(model.predict(sample, "zorglub blarf colour?")) == 1
 
 
-def test_vgg_model_saves_and_loads_identically(tmp_path_factory, tmp_path):
-    train, test = tiny_sets(tmp_path_factory)
+def test_vgg_model_saves_and_loads_identically(vqa_sets, tmp_path):
+    train, test = vqa_sets
     out = tmp_path / "vgg"
     assert (
         main(
@@ -131,8 +130,8 @@ def test_vgg_model_saves_and_loads_identically(tmp_path_factory, tmp_path):
     assert np.allclose(first, second, atol=1e-6)
 
 
-def test_existing_model_needs_force(model_dir, tmp_path_factory, capsys):
-    train, _ = tiny_sets(tmp_path_factory)
+def test_existing_model_needs_force(model_dir, vqa_sets, capsys):
+    train, _ = vqa_sets
     assert (
         main(["train", "--dataset", "jsonl", "--train", str(train), "--out", str(model_dir), "--epochs", "1"])
         == 1
@@ -221,8 +220,6 @@ def test_bad_manifest_and_dataset_args(model_dir, tmp_path, capsys):
 
 
 def test_evaluate_vqa2_reports_official_accuracy(model_dir, tmp_path, capsys):
-    from test_vqa_data import write_tiny_vqa2
-
     q, a, images = write_tiny_vqa2(tmp_path)
     report = tmp_path / "r.json"
     assert (
@@ -397,7 +394,7 @@ def test_explain_baseline_with_gradient_saliency(model_dir, sample, tmp_path, ca
 
 
 def test_confusion_counts_and_chart(tmp_path):
-    from vqa.evaluation import confusion_counts, plot_confusion
+    from vqa.evaluate import confusion_counts, plot_confusion
 
     truth = ["yes"] * 8 + ["red", "red", "blue"]
     predicted = ["yes"] * 7 + ["no", "red", "blue", "blue"]

@@ -79,7 +79,7 @@ def test_generate_cli_is_seeded_and_never_overwrites_by_accident(tmp_path, capsy
     "kind, filters, maps", [("attention", "8,16", (2, 8, 8)), ("relation", "8,8,16", (1, 4, 4))]
 )
 def test_spatial_model_trains_saves_loads_and_explains(tmp_path, capsys, kind, filters, maps):
-    from vqa.answerer import VQAModel
+    from vqa.model import VQAModel
 
     manifest = write_shapes_set(tmp_path / "set", ShapesConfig(images=24, seed=5))
     out = tmp_path / kind
