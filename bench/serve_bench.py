@@ -105,11 +105,10 @@ def load(port: int, requests: list[bytes], clients: int, seconds: float, per_req
 def batch_figures(args, captcha_images: list[bytes], vqa_images: list[bytes]) -> dict:
     """Reads/s and answers/s of the same models called directly, in one process, in one batch
     of every image, decoding from bytes inside the timing (as the server does); median of 3."""
-    from vqa.answerer import VQAModel
-
     from captcha_vqa.app import decode_all
     from captcha_vqa.config import ServeConfig
     from captcha_vqa.models import load_captcha
+    from vqa.model import VQAModel
 
     def per_second(run, n: int) -> float:
         run()  # warm-up
