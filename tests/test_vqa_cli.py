@@ -13,16 +13,6 @@ from vqa.cli import main
 from vqa.model import VQAModel
 
 
-@pytest.fixture()
-def model_dir(vqa_model_dir):
-    return vqa_model_dir
-
-
-@pytest.fixture()
-def sample(vqa_sample):
-    return vqa_sample
-
-
 def error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0], err
@@ -30,14 +20,14 @@ def error_line(capsys) -> str:
     return err[0]
 
 
-def test_predict_text_and_json(model_dir, sample, capsys):
+def test_predict_text_and_json(vqa_model_dir, vqa_sample, capsys):
     assert (
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "What color is the shape?",
                 "--top",
@@ -52,9 +42,9 @@ def test_predict_text_and_json(model_dir, sample, capsys):
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "what shape is in the image?",
                 "--json",
@@ -64,18 +54,18 @@ def test_predict_text_and_json(model_dir, sample, capsys):
     )
     answers = json.loads(capsys.readouterr().out)["answers"]
     assert len(answers) == 3 and set(answers[0]) == {"answer", "probability"}
-    expected = VQAModel.load(model_dir).predict(sample, "what shape is in the image?", top=3)
+    expected = VQAModel.load(vqa_model_dir).predict(vqa_sample, "what shape is in the image?", top=3)
     assert [a["answer"] for a in answers] == [a for a, _ in expected]  # the CLI says what the API says
     assert [a["probability"] for a in answers] == pytest.approx([p for _, p in expected], abs=1e-5)
 
 
-def test_api_load_predict_and_batch_agree(model_dir, sample, tmp_path):
-    model = VQAModel.load(model_dir)
-    again = VQAModel.load(model_dir)
-    single = model.predict(sample, "what color is the shape?", top=3)
-    assert single == again.predict(sample, "what color is the shape?", top=3)
+def test_api_load_predict_and_batch_agree(vqa_model_dir, vqa_sample, tmp_path):
+    model = VQAModel.load(vqa_model_dir)
+    again = VQAModel.load(vqa_model_dir)
+    single = model.predict(vqa_sample, "what color is the shape?", top=3)
+    assert single == again.predict(vqa_sample, "what color is the shape?", top=3)
     batch = model.predict_batch(
-        [sample, sample, np.asarray(Image.open(sample))],
+        [vqa_sample, vqa_sample, np.asarray(Image.open(vqa_sample))],
         ["what color is the shape?", "what shape is in the image?", "what color is the shape?"],
         top=3,
     )
@@ -83,7 +73,7 @@ def test_api_load_predict_and_batch_agree(model_dir, sample, tmp_path):
         assert [a for a, _ in got] == [a for a, _ in single]
         assert [p for _, p in got] == pytest.approx([p for _, p in single], abs=1e-5)
     # Unknown words are mapped to the OOV token, not an error.
-    assert len(model.predict(sample, "zorglub blarf colour?")) == 1
+    assert len(model.predict(vqa_sample, "zorglub blarf colour?")) == 1
 
 
 def test_vgg_model_saves_and_loads_identically(vqa_sets, tmp_path):
@@ -130,10 +120,22 @@ def test_vgg_model_saves_and_loads_identically(vqa_sets, tmp_path):
     assert np.allclose(first, second, atol=1e-6)
 
 
-def test_existing_model_needs_force(model_dir, vqa_sets, capsys):
+def test_existing_model_needs_force(vqa_model_dir, vqa_sets, capsys):
     train, _ = vqa_sets
     assert (
-        main(["train", "--dataset", "jsonl", "--train", str(train), "--out", str(model_dir), "--epochs", "1"])
+        main(
+            [
+                "train",
+                "--dataset",
+                "jsonl",
+                "--train",
+                str(train),
+                "--out",
+                str(vqa_model_dir),
+                "--epochs",
+                "1",
+            ]
+        )
         == 1
     )
     assert "--force" in error_line(capsys)
@@ -147,14 +149,16 @@ def test_existing_model_needs_force(model_dir, vqa_sets, capsys):
         ("ok.png", "   ", "empty question"),
     ],
 )
-def test_predict_bad_input(model_dir, tmp_path, capsys, image, question, message):
+def test_predict_bad_input(vqa_model_dir, tmp_path, capsys, image, question, message):
     (tmp_path / "garbage.png").write_bytes(b"\x89PNG nope")
     Image.new("P", (3000, 2000)).save(tmp_path / "ok.png")
-    assert main(["predict", str(model_dir), "--image", str(tmp_path / image), "--question", question]) == 1
+    assert (
+        main(["predict", str(vqa_model_dir), "--image", str(tmp_path / image), "--question", question]) == 1
+    )
     assert message in error_line(capsys)
 
 
-def test_palette_and_huge_images_are_answered(model_dir, tmp_path, capsys):
+def test_palette_and_huge_images_are_answered(vqa_model_dir, tmp_path, capsys):
     Image.new("P", (3000, 2000)).save(tmp_path / "big.png")
     Image.new("LA", (20, 20)).save(tmp_path / "gray.png")
     for name in ("big.png", "gray.png"):
@@ -162,7 +166,7 @@ def test_palette_and_huge_images_are_answered(model_dir, tmp_path, capsys):
             main(
                 [
                     "predict",
-                    str(model_dir),
+                    str(vqa_model_dir),
                     "--image",
                     str(tmp_path / name),
                     "--question",
@@ -175,8 +179,8 @@ def test_palette_and_huge_images_are_answered(model_dir, tmp_path, capsys):
         assert json.loads(capsys.readouterr().out)["answers"]
 
 
-def test_bad_model_dirs(model_dir, tmp_path, sample, capsys):
-    args = ["--image", str(sample), "--question", "what?"]
+def test_bad_model_dirs(vqa_model_dir, tmp_path, vqa_sample, capsys):
+    args = ["--image", str(vqa_sample), "--question", "what?"]
     assert main(["predict", str(tmp_path / "nowhere"), *args]) == 1
     assert "not found" in error_line(capsys)
     (tmp_path / "empty").mkdir()
@@ -184,7 +188,7 @@ def test_bad_model_dirs(model_dir, tmp_path, sample, capsys):
     assert "not a model directory" in error_line(capsys)
     old = tmp_path / "old"
     old.mkdir()
-    meta = json.loads((model_dir / "meta.json").read_text())
+    meta = json.loads((vqa_model_dir / "meta.json").read_text())
     (old / "meta.json").write_text(json.dumps({**meta, "format_version": 0}))
     assert main(["predict", str(old), *args]) == 1
     assert "retrain" in error_line(capsys)
@@ -193,14 +197,14 @@ def test_bad_model_dirs(model_dir, tmp_path, sample, capsys):
     assert "model.weights.h5 is missing" in error_line(capsys)
 
 
-def test_bad_manifest_and_dataset_args(model_dir, tmp_path, capsys):
+def test_bad_manifest_and_dataset_args(vqa_model_dir, tmp_path, capsys):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(json.dumps({"question": "what?", "answer": "red"}) + "\n")
     assert (
         main(
             [
                 "evaluate",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--dataset",
                 "jsonl",
                 "--data",
@@ -212,21 +216,21 @@ def test_bad_manifest_and_dataset_args(model_dir, tmp_path, capsys):
         == 1
     )
     assert "missing 'image'" in error_line(capsys)
-    assert main(["evaluate", str(model_dir), "--dataset", "vqa2"]) == 1
+    assert main(["evaluate", str(vqa_model_dir), "--dataset", "vqa2"]) == 1
     assert "--questions" in error_line(capsys)
-    assert main(["evaluate", str(model_dir), "--dataset", "jsonl"]) == 1
+    assert main(["evaluate", str(vqa_model_dir), "--dataset", "jsonl"]) == 1
     assert "--data" in error_line(capsys)
     assert not (tmp_path / "r.json").exists()
 
 
-def test_evaluate_vqa2_reports_official_accuracy(model_dir, tmp_path, capsys):
+def test_evaluate_vqa2_reports_official_accuracy(vqa_model_dir, tmp_path, capsys):
     q, a, images = write_tiny_vqa2(tmp_path)
     report = tmp_path / "r.json"
     assert (
         main(
             [
                 "evaluate",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--dataset",
                 "vqa2",
                 "--questions",
@@ -246,7 +250,7 @@ def test_evaluate_vqa2_reports_official_accuracy(model_dir, tmp_path, capsys):
     from vqa.metrics import vqa_accuracy
 
     dataset = read_vqa2(str(q), str(a), str(images))
-    said = VQAModel.load(model_dir).predict_batch(
+    said = VQAModel.load(vqa_model_dir).predict_batch(
         [dataset.image_paths[i] for i in dataset.image_index], dataset.questions, top=1
     )
     humans = {420: ["red"] * 8 + ["orange"] * 2, 421: ["yes"] * 10, 70: ["2"] * 6 + ["two"] * 4}
@@ -278,14 +282,14 @@ def test_python_m_vqa_never_shows_a_traceback(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("vqa: error: model directory")
 
 
-def test_several_questions_one_image_and_unknown_words(model_dir, sample, capsys):
+def test_several_questions_one_image_and_unknown_words(vqa_model_dir, vqa_sample, capsys):
     assert (
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "what color is the shape?",
                 "--question",
@@ -315,9 +319,9 @@ def test_several_questions_one_image_and_unknown_words(model_dir, sample, capsys
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "what color is the shape?",
                 "--json",
@@ -333,9 +337,9 @@ def test_several_questions_one_image_and_unknown_words(model_dir, sample, capsys
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "what color?",
                 "--question",
@@ -348,9 +352,9 @@ def test_several_questions_one_image_and_unknown_words(model_dir, sample, capsys
     assert len(out) == 6 and out[0].startswith("what color?\t") and out[5].count("\t") == 2
 
 
-def test_explain_baseline_with_gradient_saliency(model_dir, sample, tmp_path, capsys):
-    model = VQAModel.load(model_dir)
-    explanation = model.explain(sample, "what color is the shape?")
+def test_explain_baseline_with_gradient_saliency(vqa_model_dir, vqa_sample, tmp_path, capsys):
+    model = VQAModel.load(vqa_model_dir)
+    explanation = model.explain(vqa_sample, "what color is the shape?")
     assert explanation.method == "saliency"
     assert explanation.maps.shape == (1, 32, 32) and explanation.maps.max() == pytest.approx(1.0)
     # the map is the answer's sensitivity: nudging the hottest pixel moves the probability
@@ -358,7 +362,7 @@ def test_explain_baseline_with_gradient_saliency(model_dir, sample, tmp_path, ca
     from vqa.images import load_image
 
     network, top = model._float_network(), model.answers.index(explanation.answers[0][0])
-    pixels = load_image(sample, 32).astype(np.float32)
+    pixels = load_image(vqa_sample, 32).astype(np.float32)
     tokens, index = model.questions(["what color is the shape?"]), np.zeros(1, np.int32)
 
     def change(y, x):
@@ -379,9 +383,9 @@ def test_explain_baseline_with_gradient_saliency(model_dir, sample, tmp_path, ca
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "what color is the shape?",
                 "--explain",
