@@ -76,19 +76,17 @@ def test_api_load_predict_and_batch_agree(vqa_model_dir, vqa_sample, tmp_path):
     assert len(model.predict(vqa_sample, "zorglub blarf colour?")) == 1
 
 
+def train_args(manifest, out) -> list[str]:
+    return ["train", "--dataset", "jsonl", "--train", str(manifest), "--out", str(out)]
+
+
 def test_vgg_model_saves_and_loads_identically(vqa_sets, tmp_path):
     train, test = vqa_sets
     out = tmp_path / "vgg"
     assert (
         main(
             [
-                "train",
-                "--dataset",
-                "jsonl",
-                "--train",
-                str(train),
-                "--out",
-                str(out),
+                *train_args(train, out),
                 "--image-encoder",
                 "vgg16",
                 "--vgg-layer",
@@ -121,23 +119,7 @@ def test_vgg_model_saves_and_loads_identically(vqa_sets, tmp_path):
 
 
 def test_existing_model_needs_force(vqa_model_dir, vqa_sets, capsys):
-    train, _ = vqa_sets
-    assert (
-        main(
-            [
-                "train",
-                "--dataset",
-                "jsonl",
-                "--train",
-                str(train),
-                "--out",
-                str(vqa_model_dir),
-                "--epochs",
-                "1",
-            ]
-        )
-        == 1
-    )
+    assert main([*train_args(vqa_sets[0], vqa_model_dir), "--epochs", "1"]) == 1
     assert "--force" in error_line(capsys)
 
 
@@ -415,3 +397,28 @@ def test_confusion_counts_and_chart(tmp_path):
         "t",
     )
     assert Image.open(png).size[0] > Image.open(png).size[1]  # the bar chart sits beside it
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    from vqa.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == {"train", "evaluate", "generate", "predict"}
+    for name, parser in commands.choices.items():
+        for action in parser._actions:
+            assert action.help and action.help.strip(), f"vqa {name} {action.dest} has no help"
+
+
+def test_evaluate_writes_its_report_into_the_model_dir_by_default(vqa_model_dir, vqa_sets, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(vqa_model_dir, model)
+    assert main(["evaluate", str(model), "--dataset", "jsonl", "--data", str(vqa_sets[1])]) == 0
+    report = json.loads((model / "report.json").read_text())
+    assert report["count"] == 120 and report["confusion_png"] == str(model / "report.confusion.png")
+    assert (model / "report.confusion.png").is_file()
+    assert f"report: {model / 'report.json'}" in capsys.readouterr().out
+    assert VQAModel.load(model).answers == VQAModel.load(vqa_model_dir).answers  # still a model

@@ -105,3 +105,14 @@ def test_split_by_image_keeps_images_apart():
     again, _ = split_by_image(data, 0.25, seed=0)
     assert again.questions == train.questions
     assert np.array_equal(again.image_index, train.image_index)
+
+
+def test_unreadable_files_are_named_once(tmp_path):
+    (tmp_path / "q.json").mkdir()
+    (tmp_path / "m.jsonl").write_bytes(b"\xff\xfe")
+    with pytest.raises(UserError) as info:
+        read_vqa2(str(tmp_path / "q.json"), str(tmp_path / "q.json"), str(tmp_path))
+    assert str(info.value).count("q.json") == 1 and "Is a directory" in str(info.value)
+    with pytest.raises(UserError) as info:
+        read_jsonl(tmp_path / "m.jsonl")
+    assert str(info.value).count("m.jsonl") == 1 and "unreadable" in str(info.value)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from vqa_helpers import make_shapes_set
 
 from recognisers.contract import config_from_args
 from recognisers.errors import UserError
 from vqa.batches import GroupedQuestions
 from vqa.config import KIND_DEFAULTS, EncoderConfig, NetworkConfig, TrainConfig, VQAConfig
 from vqa.data import read_jsonl
-from vqa_helpers import make_shapes_set
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = VQAConfig(
@@ -100,7 +100,9 @@ def test_fit_writes_nothing_and_save_load_round_trips(little_set, tmp_path, monk
     assert loaded.config == model.config == TINY.resolved()
     assert loaded.history == model.history
     images, questions = little_set.image_paths[:3], little_set.questions[:3]
-    assert np.allclose(loaded.probabilities(images, questions), model.probabilities(images, questions), atol=1e-6)
+    assert np.allclose(
+        loaded.probabilities(images, questions), model.probabilities(images, questions), atol=1e-6
+    )
 
     report = loaded.evaluate(little_set)
     assert report.metrics["count"] == len(little_set) == len(report.predictions)
@@ -147,10 +149,8 @@ def test_grouped_questions_cut_batches_of_whole_images():
 def test_import_and_predict_print_nothing_on_stderr(vqa_model_dir, vqa_sample):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "CUDA_"))}
     env["PYTHONPATH"] = str(ROOT)
-    code = (
-        "import vqa; from vqa.model import VQAModel; "
-        f"print(VQAModel.load({str(vqa_model_dir)!r}).predict({str(vqa_sample)!r}, 'what shape is in the image?'))"
-    )
+    ask = f"predict({str(vqa_sample)!r}, 'what shape is in the image?')"
+    code = f"import vqa; from vqa.model import VQAModel; print(VQAModel.load({str(vqa_model_dir)!r}).{ask})"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from recognisers.contract import option
 from recognisers.errors import UserError
@@ -23,6 +24,7 @@ FEATURE_DIMS = {"fc7": 4096, "pool": 512}  # what each frozen VGG layer gives pe
 KINDS = ("cnn-lstm", "attention", "relation")
 FUSIONS = ("product", "concat")
 VGG_IMAGE_SIZE = 224  # what VGG was trained on (and fc7 needs)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -90,16 +92,12 @@ class EncoderConfig:
     @property
     def side(self) -> int:
         """The image side of a resolved config (:meth:`VQAConfig.resolved` fills it in)."""
-        if self.image_size is None:
-            raise ValueError("the config is not resolved: use VQAConfig.resolved()")
-        return self.image_size
+        return _resolved(self.image_size)
 
     @property
     def widths(self) -> tuple[int, ...]:
         """The compact CNN's filters of a resolved config."""
-        if self.filters is None:
-            raise ValueError("the config is not resolved: use VQAConfig.resolved()")
-        return self.filters
+        return _resolved(self.filters)
 
     def check(self) -> None:
         """Refuse settings the encoder cannot build, before any work is done."""
@@ -210,6 +208,13 @@ class VQAConfig:
         encoder.check()
         training.check()
         return replace(self, encoder=encoder, training=training)
+
+
+def _resolved(value: T | None) -> T:
+    """A "kind's default" field once :meth:`VQAConfig.resolved` has filled it in."""
+    if value is None:
+        raise ValueError("the config is not resolved: use VQAConfig.resolved()")
+    return value
 
 
 def _or(value, default):

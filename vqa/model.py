@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -39,6 +39,7 @@ WEIGHTS_FILE = "model.weights.h5"
 ENCODER_WEIGHTS_FILE = "encoder.weights.h5"
 
 ImageLike = str | os.PathLike | np.ndarray
+T = TypeVar("T")
 
 
 class VQAModel(SavesModelDir):
@@ -88,16 +89,12 @@ class VQAModel(SavesModelDir):
     @property
     def network(self):
         """The Keras network (a clear error for a model that was never fitted)."""
-        if self._network is None:
-            raise RuntimeError("this VQAModel is not trained: call fit(data) or VQAModel.load(dir) first")
-        return self._network
+        return _trained(self._network)
 
     @property
     def questions(self) -> QuestionEncoder:
         """The question encoder learnt by ``fit``."""
-        if self._questions is None:
-            raise RuntimeError("this VQAModel is not trained: call fit(data) or VQAModel.load(dir) first")
-        return self._questions
+        return _trained(self._questions)
 
     @property
     def kept_epoch(self) -> str:
@@ -272,6 +269,13 @@ class VQAModel(SavesModelDir):
         model.history = _read_history(model_dir / HISTORY_CSV)
         model.model_dir = model_dir
         return model
+
+
+def _trained(value: T | None) -> T:
+    """Learned state, or a clear error for a model that was never fitted (nor loaded)."""
+    if value is None:
+        raise RuntimeError("this VQAModel is not trained: call fit(data) or VQAModel.load(dir) first")
+    return value
 
 
 def _vocabularies(meta: dict, where: str) -> tuple[QuestionEncoder, list[str]]:
