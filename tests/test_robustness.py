@@ -533,10 +533,10 @@ def test_closed_output_pipe_is_quiet(tiny):
 
 
 # -- D9: a symbolic link loop is one clear error ----------------------------------------------
-def test_vqa_predict_on_a_symlink_loop_is_a_clear_error(tmp_path):
+def test_vqa_predict_on_a_symlink_loop_is_a_clear_error(tmp_path, vqa_model_dir):
     from vqa.model import VQAModel
 
-    model = VQAModel.load(tiny_vqa(tmp_path))
+    model = VQAModel.load(vqa_model_dir)
     (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
     with pytest.raises(UserError, match="looping symbolic link"):
         model.predict(tmp_path / "loop.png", "what colour")
@@ -568,35 +568,11 @@ def test_usage_errors_say_what_was_wrong_first(prog, capsys):
     assert err[1].startswith(f"usage: {prog} predict")
 
 
-def tiny_vqa(tmp_path: Path) -> Path:
-    """A vqa model fitted for one epoch on four images: enough for input checks, in seconds."""
-    import numpy as np
-    from PIL import Image
-
-    from vqa.config import EncoderConfig, NetworkConfig, TrainConfig, VQAConfig
-    from vqa.data import VQASet
-    from vqa.model import VQAModel
-
-    images = []
-    for i, colour in enumerate(["red", "blue"] * 2):
-        images.append(str(tmp_path / f"train-{i}.png"))
-        Image.new("RGB", (32, 32), colour).save(images[-1])
-    # both answers about every image, so that either side of the validation split has both
-    data = VQASet(images, np.arange(8) // 2, ["what colour?"] * 8, ["red", "blue"] * 4, ["colour"] * 8)
-    config = VQAConfig(
-        EncoderConfig(image_size=32, filters=(4,)),
-        NetworkConfig(embed_dim=8, lstm_units=(8,), hidden=8),
-        TrainConfig(epochs=1, val_fraction=0.5),
-    )
-    VQAModel(config).fit(data, verbose=0).save(tmp_path / "vqa-model")
-    return tmp_path / "vqa-model"
-
-
 @pytest.mark.parametrize(
     "question, unknown",
-    [("what colour?", []), ("??? !!", None), ("🙂", ["🙂"]), ("zebra quantum", ["zebra", "quantum"])],
+    [("what color?", []), ("??? !!", None), ("🙂", ["🙂"]), ("zebra quantum", ["zebra", "quantum"])],
 )
-def test_a_question_with_no_known_word_is_flagged(tmp_path, capsys, question, unknown):
+def test_a_question_with_no_known_word_is_flagged(tmp_path, vqa_model_dir, capsys, question, unknown):
     from PIL import Image
 
     from vqa.cli import main
@@ -605,7 +581,7 @@ def test_a_question_with_no_known_word_is_flagged(tmp_path, capsys, question, un
     code = main(
         [
             "predict",
-            str(tiny_vqa(tmp_path)),
+            str(vqa_model_dir),
             "--image",
             str(tmp_path / "red.png"),
             "--question",
