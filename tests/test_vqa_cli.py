@@ -171,9 +171,8 @@ def test_bad_model_dirs(vqa_model_dir, tmp_path, vqa_sample, capsys):
     old = tmp_path / "old"
     old.mkdir()
     meta = json.loads((vqa_model_dir / "meta.json").read_text())
-    (old / "meta.json").write_text(
-        json.dumps({**meta, "format_version": 1})
-    )  # before the config was saved whole
+    # format 1: before the config was saved whole
+    (old / "meta.json").write_text(json.dumps({**meta, "format_version": 1}))
     assert main(["predict", str(old), *args]) == 1
     assert "retrain" in error_line(capsys)
     (old / "meta.json").write_text(json.dumps(meta))
