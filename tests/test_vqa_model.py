@@ -35,6 +35,17 @@ def little_set(tmp_path_factory):
     return read_jsonl(make_shapes_set(tmp_path_factory.mktemp("little"), 16, seed=7))
 
 
+@pytest.fixture(scope="module")
+def fitted(little_set, tmp_path_factory):
+    """A model fitted on ``little_set`` with seed 0, and the folder it was fitted in."""
+    from vqa.model import VQAModel
+
+    where = tmp_path_factory.mktemp("fitted-here")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(where)
+        return VQAModel(TINY, cache_dir=where / "cache").fit(little_set, verbose=0), where
+
+
 def test_cli_defaults_are_the_configs():
     from vqa.cli import build_parser
 
@@ -76,15 +87,13 @@ def test_bad_settings_are_refused_when_the_model_is_made(config, message):
         VQAModel(config)
 
 
-def test_fit_writes_nothing_and_save_load_round_trips(little_set, tmp_path, monkeypatch):
+def test_fit_writes_nothing_and_save_load_round_trips(fitted, little_set, tmp_path):
     from vqa.model import VQAModel
 
-    monkeypatch.chdir(tmp_path)
-    model = VQAModel(TINY, cache_dir=tmp_path / "cache")
     with pytest.raises(RuntimeError, match="not trained"):
-        model.predict(little_set.image_paths[0], "what shape is in the image?")
-    assert model.fit(little_set, verbose=0) is model
-    assert list(tmp_path.iterdir()) == []  # nothing on disk: the caller saves
+        VQAModel(TINY).predict(little_set.image_paths[0], "what shape is in the image?")
+    model, where = fitted
+    assert list(where.iterdir()) == []  # nothing on disk: the caller saves
     assert len(model.history) == model.info["epochs_run"] and model.kept_epoch.startswith("kept epoch")
 
     model.save(tmp_path / "m")
@@ -117,15 +126,16 @@ def test_fit_writes_nothing_and_save_load_round_trips(little_set, tmp_path, monk
     }
 
 
-def test_same_seed_same_predictions_other_seed_others(little_set):
+def test_same_seed_same_predictions_other_seed_others(fitted, little_set):
     from vqa.model import VQAModel
+
+    images, questions = little_set.image_paths[:4], little_set.questions[:4]
 
     def probabilities(seed: int) -> np.ndarray:
         config = replace(TINY, training=replace(TINY.training, seed=seed))
-        model = VQAModel(config).fit(little_set, verbose=0)
-        return model.probabilities(little_set.image_paths[:4], little_set.questions[:4])
+        return VQAModel(config).fit(little_set, verbose=0).probabilities(images, questions)
 
-    first = probabilities(0)
+    first = fitted[0].probabilities(images, questions)  # seed 0
     assert np.array_equal(first, probabilities(0))
     assert not np.allclose(first, probabilities(1), atol=1e-4)
 

@@ -25,13 +25,14 @@ from recognisers.contract import Report, SavesModelDir, config_from_json, config
 from recognisers.errors import UserError
 from recognisers.metafields import typed_field
 from recognisers.modeldir import read_meta, write_meta
-from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history
+from recognisers.training import HISTORY_CSV, HISTORY_PNG, kept_epoch, plot_history
 from vqa.batches import iterate_batches
 from vqa.config import VQAConfig
 from vqa.data import VQASet
 from vqa.features import build_vgg_encoder, default_cache_dir, image_table
 from vqa.network import answers_view, build_vqa_model
 from vqa.text import QuestionEncoder
+from vqa.train import Trained, train
 
 KIND = "vqa"
 FORMAT_VERSION = 2  # 2: the config saved whole under "config"
@@ -70,20 +71,16 @@ class VQAModel(SavesModelDir):
     def fit(self, data: VQASet, verbose: int = 2) -> VQAModel:
         """Train on ``data`` (a validation slice of whole images is cut from it for early
         stopping; the weights of the epoch with the lowest validation loss are kept)."""
-        from vqa.train import train
-
         import_keras()
-        trained = train(data, self.config, self.cache_dir, verbose)
-        self._set(trained.network, trained.questions, trained.answers, trained.image_encoder, trained.info)
-        self.history = trained.history
+        self._learnt(train(data, self.config, self.cache_dir, verbose))
         return self
 
-    def _set(
-        self, network, questions: QuestionEncoder, answers: list[str], image_encoder, info: dict
-    ) -> None:
-        self._network, self._questions, self.answers = network, questions, list(answers)
-        self.image_encoder, self.info = image_encoder, info
-        self._forward = _compiled_forward(network)
+    def _learnt(self, trained: Trained) -> None:
+        """Take on what training learnt (or what a model directory holds)."""
+        self._network, self._questions = trained.network, trained.questions
+        self.answers, self.image_encoder = list(trained.answers), trained.image_encoder
+        self.info, self.history = trained.info, trained.history
+        self._forward = _compiled_forward(trained.network)
         self._float_copy = None
 
     @property
@@ -99,8 +96,6 @@ class VQAModel(SavesModelDir):
     @property
     def kept_epoch(self) -> str:
         """Which epoch early stopping kept, and by which validation measure."""
-        from recognisers.training import kept_epoch
-
         return kept_epoch(self.history)
 
     # ---- asking -------------------------------------------------------------------------
@@ -260,13 +255,13 @@ class VQAModel(SavesModelDir):
         _load_weights(network, model_dir / WEIGHTS_FILE)
         image_encoder = None
         encoder = model.config.encoder
-        if encoder.frozen:
-            weights = "imagenet" if encoder.vgg_weights == "imagenet" else None
-            image_encoder = build_vgg_encoder(replace(encoder, vgg_weights=weights))
-            if weights is None:
+        if encoder.frozen:  # ImageNet's weights come from Keras; any others were saved with it
+            imagenet = encoder.vgg_weights == "imagenet"
+            image_encoder = build_vgg_encoder(replace(encoder, vgg_weights="imagenet" if imagenet else None))
+            if not imagenet:
                 _load_weights(image_encoder, model_dir / ENCODER_WEIGHTS_FILE)
-        model._set(network, questions, answers, image_encoder, meta.get("training", {}))
-        model.history = _read_history(model_dir / HISTORY_CSV)
+        history = _read_history(model_dir / HISTORY_CSV)
+        model._learnt(Trained(network, questions, answers, image_encoder, meta.get("training", {}), history))
         model.model_dir = model_dir
         return model
 
