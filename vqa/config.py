@@ -19,7 +19,8 @@ from typing import TypeVar
 from recognisers.contract import option
 from recognisers.errors import UserError
 
-ENCODERS = ("compact", "vgg16", "vgg19")
+FROZEN_ENCODERS = ("vgg16", "vgg19")  # keras.applications, used as they are
+ENCODERS = ("compact", *FROZEN_ENCODERS)
 FEATURE_DIMS = {"fc7": 4096, "pool": 512}  # what each frozen VGG layer gives per image
 KINDS = ("cnn-lstm", "attention", "relation")
 FUSIONS = ("product", "concat")
@@ -87,7 +88,7 @@ class EncoderConfig:
 
     @property
     def frozen(self) -> bool:
-        return self.image_encoder in ("vgg16", "vgg19")
+        return self.image_encoder in FROZEN_ENCODERS
 
     @property
     def side(self) -> int:
