@@ -75,6 +75,7 @@ def test_kind_defaults_are_filled_in_from_the_one_table():
     [
         (VQAConfig(training=TrainConfig(epochs=0)), "--epochs must be at least 1"),
         (VQAConfig(training=TrainConfig(learning_rate=0.0)), "--learning-rate must be positive"),
+        (VQAConfig(training=TrainConfig(max_length=0)), "--max-length must be positive"),
         (VQAConfig(EncoderConfig(image_size=0)), "--image-size must be at least 32"),
         (VQAConfig(EncoderConfig(image_encoder="vgg16", vgg_layer="fc7", image_size=64)), "224"),
         (VQAConfig(network=NetworkConfig(model="nope")), "--model must be one of"),

@@ -174,9 +174,11 @@ class TrainConfig:
     )
 
     def check(self) -> None:
+        """Refuse settings training cannot run with, before the data is read."""
         if self.epochs < 1:
             raise UserError("--epochs must be at least 1")
-        if min(self.batch_size, self.top_answers, self.max_length or 1) < 1 or self.patience < 0:
+        length = 1 if self.max_length is None else self.max_length
+        if min(self.batch_size, self.top_answers, length) < 1 or self.patience < 0:
             raise UserError(
                 "--batch-size, --top-answers and --max-length must be positive, --patience not negative"
             )
