@@ -108,7 +108,7 @@ def batch_figures(args, captcha_images: list[bytes], vqa_images: list[bytes]) ->
     from captcha_vqa.app import decode_all
     from captcha_vqa.config import ServeConfig
     from captcha_vqa.models import load_captcha
-    from vqa.answerer import VQAModel
+    from vqa.model import VQAModel
 
     def per_second(run, n: int) -> float:
         run()  # warm-up

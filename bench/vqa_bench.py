@@ -27,18 +27,17 @@ quiet_tensorflow()
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, help="default: vqa train's")
     parser.add_argument("--out", default="runs/bench/vqa")
     parser.add_argument("--latency-calls", type=int, default=200)
     parser.add_argument("--throughput-runs", type=int, default=5)
     args = parser.parse_args()
 
-    from recognisers.modeldir import staged_model_dir, write_json
+    from recognisers.modeldir import write_json
     from recognisers.tables import print_table
-    from vqa.answerer import VQAModel
+    from vqa.config import TrainConfig, VQAConfig
     from vqa.data import read_easy_vqa
-    from vqa.evaluation import evaluate
-    from vqa.trainer import TrainSettings, train
+    from vqa.model import VQAModel
 
     train_set, test_set = read_easy_vqa("train"), read_easy_vqa("test")
     out = Path(args.out)
@@ -46,11 +45,13 @@ def main() -> int:
     for seed in args.seeds:
         model_dir = out / f"seed{seed}"
         started = time.perf_counter()
-        with staged_model_dir(model_dir, kind="vqa", force=True) as workdir:
-            model = train(train_set, workdir, TrainSettings(epochs=args.epochs, seed=seed))
-            model.save(workdir)
+        training = (
+            TrainConfig(seed=seed) if args.epochs is None else TrainConfig(epochs=args.epochs, seed=seed)
+        )
+        model = VQAModel(VQAConfig(training=training)).fit(train_set)
+        model.save(model_dir, force=True)
         wall = time.perf_counter() - started
-        report, _ = evaluate(VQAModel.load(model_dir), test_set, model_dir)
+        report = VQAModel.load(model_dir).evaluate(test_set).metrics
         runs.append(
             {
                 "seed": seed,
@@ -69,7 +70,7 @@ def main() -> int:
 
     model = VQAModel.load(out / f"seed{args.seeds[0]}")
     latency_ms = single_question_latency(model, args.latency_calls)
-    qps = [evaluate(model, test_set, out)[0]["questions_per_second"] for _ in range(args.throughput_runs)]
+    qps = [model.evaluate(test_set).metrics["questions_per_second"] for _ in range(args.throughput_runs)]
     summary = summarise(runs, latency_ms, qps, test_set)
     summary["load_average"] = os.getloadavg()
     write_json(out / "bench.json", summary)

@@ -27,7 +27,7 @@ quiet_tensorflow()
 
 
 def main() -> int:
-    from vqa.model import KINDS
+    from vqa.config import KINDS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=KINDS, default=["attention"])
@@ -38,13 +38,12 @@ def main() -> int:
     parser.add_argument("--out", default="runs/bench/shapes")
     args = parser.parse_args()
 
-    from recognisers.modeldir import staged_model_dir, write_json
+    from recognisers.modeldir import write_json
     from recognisers.tables import print_table
-    from vqa.answerer import VQAModel
+    from vqa.config import NetworkConfig, TrainConfig, VQAConfig
     from vqa.data import read_jsonl
-    from vqa.evaluation import evaluate
+    from vqa.model import VQAModel
     from vqa.shapes import ShapesConfig, write_shapes_set
-    from vqa.trainer import settings_for
 
     out = Path(args.out)
     sets = {}
@@ -56,18 +55,15 @@ def main() -> int:
         sets[name] = read_jsonl(manifest)
     runs = []
     for kind in args.models:
-        settings = settings_for(kind, seed=args.seed)
+        training = TrainConfig(seed=args.seed)
         if args.epochs:
-            settings = replace(settings, epochs=args.epochs)
+            training = replace(training, epochs=args.epochs)
         model_dir = out / kind
         started = time.perf_counter()
-        with staged_model_dir(model_dir, kind="vqa", force=True) as workdir:
-            from vqa.trainer import train
-
-            model = train(sets["train"], workdir, settings)
-            model.save(workdir)
+        model = VQAModel(VQAConfig(network=NetworkConfig(model=kind), training=training)).fit(sets["train"])
+        model.save(model_dir, force=True)
         wall = time.perf_counter() - started
-        report, _ = evaluate(VQAModel.load(model_dir), sets["test"], model_dir)
+        report = VQAModel.load(model_dir).evaluate(sets["test"]).metrics
         runs.append(
             {
                 "model": kind,

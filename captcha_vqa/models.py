@@ -15,9 +15,9 @@ from captcha.model import FORMAT_VERSION as CAPTCHA_FORMAT
 from captcha.model import KIND as CAPTCHA_KIND
 from captcha.readers import CaptchaReader
 from recognisers.modeldir import read_meta
-from vqa.answerer import FORMAT_VERSION as VQA_FORMAT
-from vqa.answerer import KIND as VQA_KIND
-from vqa.answerer import VQAModel
+from vqa.model import FORMAT_VERSION as VQA_FORMAT
+from vqa.model import KIND as VQA_KIND
+from vqa.model import VQAModel
 
 
 def load_captcha(model_dir: str | os.PathLike):

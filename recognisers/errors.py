@@ -23,7 +23,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's help ends with its default, except where there is none to show."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+        nothing = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if nothing or "default" in (action.help or ""):  # `is`: a default of 0 is shown
             return action.help
         return super()._get_help_string(action)
 

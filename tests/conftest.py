@@ -50,12 +50,58 @@ def captcha_model_dir(captcha_data):
     return captcha_data / "model"
 
 
-@pytest.fixture(scope="session")
-def vqa_model_dir(tmp_path_factory):
-    """The tiny shapes VQA model of test_vqa_shapes (trained once per session, shared)."""
-    from test_vqa_shapes import tiny_model
+VQA_TINY_TRAIN_ARGS = [
+    "--epochs",
+    "12",
+    "--image-size",
+    "32",
+    "--filters",
+    "8,16",
+    "--embed-dim",
+    "16",
+    "--lstm-units",
+    "16",
+    "--hidden",
+    "32",
+    "--batch-size",
+    "16",
+    "--learning-rate",
+    "0.005",
+    "--patience",
+    "4",
+    "--val-fraction",
+    "0.2",
+    "--seed",
+    "0",
+    "--quiet",
+]
 
-    return tiny_model(tmp_path_factory)
+
+@pytest.fixture(scope="session")
+def vqa_sets(tmp_path_factory):
+    """(train manifest, test manifest) of the tiny shapes task (tests/vqa_helpers.py): 240 and 60
+    images, one coloured shape each, a colour and a shape question per image."""
+    from vqa_helpers import make_shapes_set
+
+    root = tmp_path_factory.mktemp("shapes")
+    return make_shapes_set(root / "train", 240, seed=1), make_shapes_set(root / "test", 60, seed=2)
+
+
+@pytest.fixture(scope="session")
+def vqa_model_dir(vqa_sets, tmp_path_factory):
+    """A tiny VQA model trained once per session on ``vqa_sets`` through `vqa train`."""
+    from vqa.cli import main
+
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    argv = ["train", "--dataset", "jsonl", "--train", str(vqa_sets[0]), "--out", str(out)]
+    assert main([*argv, *VQA_TINY_TRAIN_ARGS]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def vqa_sample(vqa_sets):
+    """One image of the tiny training set."""
+    return vqa_sets[0].parent / "img0000.png"
 
 
 def free_port() -> int:

@@ -457,19 +457,18 @@ def test_hand_edited_captcha_meta_is_one_clear_error(tiny, tmp_path, capsys, edi
 
 def vqa_meta(tmp_path: Path) -> Path:
     """A vqa model directory with a valid meta.json (weights are not reached by these checks)."""
-    from vqa.answerer import FORMAT_VERSION, KIND
-    from vqa.features import EncoderConfig
-    from vqa.model import ModelConfig
+    from recognisers.contract import config_to_json
+    from vqa.config import VQAConfig
+    from vqa.model import FORMAT_VERSION, KIND
 
     write_meta(
         tmp_path,
         KIND,
         FORMAT_VERSION,
         {
+            "config": config_to_json(VQAConfig().resolved()),
             "answers": ["yes", "no"],
             "question_encoder": {"vocabulary": ["what", "is"], "max_length": 4, "max_tokens": 100},
-            "image_encoder": EncoderConfig().to_json(),
-            "network": ModelConfig().to_json(),
         },
     )
     return tmp_path
@@ -479,25 +478,25 @@ def vqa_meta(tmp_path: Path) -> Path:
     "edit, message",
     [
         (
-            lambda m: m["image_encoder"].update(image_size="abc"),
-            "image_encoder.image_size must be an integer",
+            lambda m: m["config"]["encoder"].update(image_size="abc"),
+            "config.encoder.image_size must be an integer",
         ),
-        (lambda m: m["image_encoder"].update(filters=[]), "not positive"),
+        (lambda m: m["config"]["encoder"].update(filters=[]), "--filters must be positive"),
         (
-            lambda m: m["network"].update(lstm_units=[64, "x"]),
-            "network.lstm_units must be a list of integers",
+            lambda m: m["config"]["network"].update(lstm_units=[64, "x"]),
+            "config.network.lstm_units must be a list of integers",
         ),
-        (lambda m: m["network"].update(fusion="sum"), "--fusion must be one of"),
+        (lambda m: m["config"]["network"].update(fusion="sum"), "--fusion must be one of"),
         (
             lambda m: m["question_encoder"].update(vocabulary="what is"),
             "vocabulary must be a list of strings",
         ),
         (lambda m: m.update(answers=[]), "not positive"),
-        (lambda m: m.pop("network"), "no network field"),
+        (lambda m: m.pop("config"), "no config field"),
     ],
 )
 def test_hand_edited_vqa_meta_is_one_clear_error(tmp_path, edit, message):
-    from vqa.answerer import VQAModel
+    from vqa.model import VQAModel
 
     model = vqa_meta(tmp_path)
     meta = json.loads((model / "meta.json").read_text())
@@ -509,7 +508,7 @@ def test_hand_edited_vqa_meta_is_one_clear_error(tmp_path, edit, message):
 
 
 def test_a_valid_vqa_meta_passes_the_checks_and_reaches_the_weights(tmp_path):
-    from vqa.answerer import VQAModel
+    from vqa.model import VQAModel
 
     with pytest.raises(UserError, match="model.weights.h5 is missing"):
         VQAModel.load(vqa_meta(tmp_path))
@@ -534,10 +533,10 @@ def test_closed_output_pipe_is_quiet(tiny):
 
 
 # -- D9: a symbolic link loop is one clear error ----------------------------------------------
-def test_vqa_predict_on_a_symlink_loop_is_a_clear_error(tmp_path):
-    from vqa.answerer import VQAModel
+def test_vqa_predict_on_a_symlink_loop_is_a_clear_error(tmp_path, vqa_model_dir):
+    from vqa.model import VQAModel
 
-    model = VQAModel.load(tiny_vqa(tmp_path))
+    model = VQAModel.load(vqa_model_dir)
     (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
     with pytest.raises(UserError, match="looping symbolic link"):
         model.predict(tmp_path / "loop.png", "what colour")
@@ -569,35 +568,11 @@ def test_usage_errors_say_what_was_wrong_first(prog, capsys):
     assert err[1].startswith(f"usage: {prog} predict")
 
 
-def tiny_vqa(tmp_path: Path) -> Path:
-    """An untrained (random) vqa model saved to disk: enough for input checks, in seconds."""
-    from recognisers.backend import import_keras
-    from vqa.answerer import KIND, VQAModel
-    from vqa.features import EncoderConfig
-    from vqa.model import ModelConfig, build_vqa_model
-    from vqa.text import QuestionEncoder
-
-    import_keras()
-    encoder = EncoderConfig(image_size=32, filters=(4,))
-    config = ModelConfig(embed_dim=8, lstm_units=(8,), hidden=8)
-    questions = QuestionEncoder(["what", "colour"], 4)
-    model = VQAModel(
-        build_vqa_model(encoder, config, questions.vocabulary_size, 4, 2),
-        questions,
-        ["red", "blue"],
-        encoder,
-        config,
-    )
-    with staged_model_dir(tmp_path / "vqa-model", kind=KIND) as tmp:
-        model.save(tmp)
-    return tmp_path / "vqa-model"
-
-
 @pytest.mark.parametrize(
     "question, unknown",
-    [("what colour?", []), ("??? !!", None), ("🙂", ["🙂"]), ("zebra quantum", ["zebra", "quantum"])],
+    [("what color?", []), ("??? !!", None), ("🙂", ["🙂"]), ("zebra quantum", ["zebra", "quantum"])],
 )
-def test_a_question_with_no_known_word_is_flagged(tmp_path, capsys, question, unknown):
+def test_a_question_with_no_known_word_is_flagged(tmp_path, vqa_model_dir, capsys, question, unknown):
     from PIL import Image
 
     from vqa.cli import main
@@ -606,7 +581,7 @@ def test_a_question_with_no_known_word_is_flagged(tmp_path, capsys, question, un
     code = main(
         [
             "predict",
-            str(tiny_vqa(tmp_path)),
+            str(vqa_model_dir),
             "--image",
             str(tmp_path / "red.png"),
             "--question",

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from test_vqa_shapes import COLOURS, SHAPES, draw_shape
+from vqa_helpers import COLOURS, SHAPES, draw_shape
 
 from captcha.data import load_folder
 from captcha.model import FORMAT_VERSION as CAPTCHA_FORMAT

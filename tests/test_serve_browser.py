@@ -12,7 +12,7 @@ import os
 import httpx
 import numpy as np
 import pytest
-from test_vqa_shapes import COLOURS, draw_shape
+from vqa_helpers import COLOURS, draw_shape
 
 from captcha.data import load_folder
 from captcha_vqa.cli import main

@@ -7,21 +7,10 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from test_vqa_shapes import tiny_model, tiny_sets
+from vqa_helpers import write_tiny_vqa2
 
-from vqa.answerer import VQAModel
 from vqa.cli import main
-
-
-@pytest.fixture()
-def model_dir(tmp_path_factory):
-    return tiny_model(tmp_path_factory)
-
-
-@pytest.fixture()
-def sample(tmp_path_factory):
-    train, _ = tiny_sets(tmp_path_factory)
-    return train.parent / "img0000.png"
+from vqa.model import VQAModel
 
 
 def error_line(capsys) -> str:
@@ -31,14 +20,14 @@ def error_line(capsys) -> str:
     return err[0]
 
 
-def test_predict_text_and_json(model_dir, sample, capsys):
+def test_predict_text_and_json(vqa_model_dir, vqa_sample, capsys):
     assert (
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "What color is the shape?",
                 "--top",
@@ -53,9 +42,9 @@ def test_predict_text_and_json(model_dir, sample, capsys):
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "what shape is in the image?",
                 "--json",
@@ -65,18 +54,18 @@ def test_predict_text_and_json(model_dir, sample, capsys):
     )
     answers = json.loads(capsys.readouterr().out)["answers"]
     assert len(answers) == 3 and set(answers[0]) == {"answer", "probability"}
-    expected = VQAModel.load(model_dir).predict(sample, "what shape is in the image?", top=3)
+    expected = VQAModel.load(vqa_model_dir).predict(vqa_sample, "what shape is in the image?", top=3)
     assert [a["answer"] for a in answers] == [a for a, _ in expected]  # the CLI says what the API says
     assert [a["probability"] for a in answers] == pytest.approx([p for _, p in expected], abs=1e-5)
 
 
-def test_api_load_predict_and_batch_agree(model_dir, sample, tmp_path):
-    model = VQAModel.load(model_dir)
-    again = VQAModel.load(model_dir)
-    single = model.predict(sample, "what color is the shape?", top=3)
-    assert single == again.predict(sample, "what color is the shape?", top=3)
+def test_api_load_predict_and_batch_agree(vqa_model_dir, vqa_sample, tmp_path):
+    model = VQAModel.load(vqa_model_dir)
+    again = VQAModel.load(vqa_model_dir)
+    single = model.predict(vqa_sample, "what color is the shape?", top=3)
+    assert single == again.predict(vqa_sample, "what color is the shape?", top=3)
     batch = model.predict_batch(
-        [sample, sample, np.asarray(Image.open(sample))],
+        [vqa_sample, vqa_sample, np.asarray(Image.open(vqa_sample))],
         ["what color is the shape?", "what shape is in the image?", "what color is the shape?"],
         top=3,
     )
@@ -84,22 +73,20 @@ def test_api_load_predict_and_batch_agree(model_dir, sample, tmp_path):
         assert [a for a, _ in got] == [a for a, _ in single]
         assert [p for _, p in got] == pytest.approx([p for _, p in single], abs=1e-5)
     # Unknown words are mapped to the OOV token, not an error.
-    assert len(model.predict(sample, "zorglub blarf colour?")) == 1
+    assert len(model.predict(vqa_sample, "zorglub blarf colour?")) == 1
 
 
-def test_vgg_model_saves_and_loads_identically(tmp_path_factory, tmp_path):
-    train, test = tiny_sets(tmp_path_factory)
+def train_args(manifest, out) -> list[str]:
+    return ["train", "--dataset", "jsonl", "--train", str(manifest), "--out", str(out)]
+
+
+def test_vgg_model_saves_and_loads_identically(vqa_sets, tmp_path):
+    train, test = vqa_sets
     out = tmp_path / "vgg"
     assert (
         main(
             [
-                "train",
-                "--dataset",
-                "jsonl",
-                "--train",
-                str(train),
-                "--out",
-                str(out),
+                *train_args(train, out),
                 "--image-encoder",
                 "vgg16",
                 "--vgg-layer",
@@ -131,12 +118,8 @@ def test_vgg_model_saves_and_loads_identically(tmp_path_factory, tmp_path):
     assert np.allclose(first, second, atol=1e-6)
 
 
-def test_existing_model_needs_force(model_dir, tmp_path_factory, capsys):
-    train, _ = tiny_sets(tmp_path_factory)
-    assert (
-        main(["train", "--dataset", "jsonl", "--train", str(train), "--out", str(model_dir), "--epochs", "1"])
-        == 1
-    )
+def test_existing_model_needs_force(vqa_model_dir, vqa_sets, capsys):
+    assert main([*train_args(vqa_sets[0], vqa_model_dir), "--epochs", "1"]) == 1
     assert "--force" in error_line(capsys)
 
 
@@ -148,14 +131,16 @@ def test_existing_model_needs_force(model_dir, tmp_path_factory, capsys):
         ("ok.png", "   ", "empty question"),
     ],
 )
-def test_predict_bad_input(model_dir, tmp_path, capsys, image, question, message):
+def test_predict_bad_input(vqa_model_dir, tmp_path, capsys, image, question, message):
     (tmp_path / "garbage.png").write_bytes(b"\x89PNG nope")
     Image.new("P", (3000, 2000)).save(tmp_path / "ok.png")
-    assert main(["predict", str(model_dir), "--image", str(tmp_path / image), "--question", question]) == 1
+    assert (
+        main(["predict", str(vqa_model_dir), "--image", str(tmp_path / image), "--question", question]) == 1
+    )
     assert message in error_line(capsys)
 
 
-def test_palette_and_huge_images_are_answered(model_dir, tmp_path, capsys):
+def test_palette_and_huge_images_are_answered(vqa_model_dir, tmp_path, capsys):
     Image.new("P", (3000, 2000)).save(tmp_path / "big.png")
     Image.new("LA", (20, 20)).save(tmp_path / "gray.png")
     for name in ("big.png", "gray.png"):
@@ -163,7 +148,7 @@ def test_palette_and_huge_images_are_answered(model_dir, tmp_path, capsys):
             main(
                 [
                     "predict",
-                    str(model_dir),
+                    str(vqa_model_dir),
                     "--image",
                     str(tmp_path / name),
                     "--question",
@@ -176,8 +161,8 @@ def test_palette_and_huge_images_are_answered(model_dir, tmp_path, capsys):
         assert json.loads(capsys.readouterr().out)["answers"]
 
 
-def test_bad_model_dirs(model_dir, tmp_path, sample, capsys):
-    args = ["--image", str(sample), "--question", "what?"]
+def test_bad_model_dirs(vqa_model_dir, tmp_path, vqa_sample, capsys):
+    args = ["--image", str(vqa_sample), "--question", "what?"]
     assert main(["predict", str(tmp_path / "nowhere"), *args]) == 1
     assert "not found" in error_line(capsys)
     (tmp_path / "empty").mkdir()
@@ -185,8 +170,9 @@ def test_bad_model_dirs(model_dir, tmp_path, sample, capsys):
     assert "not a model directory" in error_line(capsys)
     old = tmp_path / "old"
     old.mkdir()
-    meta = json.loads((model_dir / "meta.json").read_text())
-    (old / "meta.json").write_text(json.dumps({**meta, "format_version": 0}))
+    meta = json.loads((vqa_model_dir / "meta.json").read_text())
+    # format 1: before the config was saved whole
+    (old / "meta.json").write_text(json.dumps({**meta, "format_version": 1}))
     assert main(["predict", str(old), *args]) == 1
     assert "retrain" in error_line(capsys)
     (old / "meta.json").write_text(json.dumps(meta))
@@ -194,14 +180,14 @@ def test_bad_model_dirs(model_dir, tmp_path, sample, capsys):
     assert "model.weights.h5 is missing" in error_line(capsys)
 
 
-def test_bad_manifest_and_dataset_args(model_dir, tmp_path, capsys):
+def test_bad_manifest_and_dataset_args(vqa_model_dir, tmp_path, capsys):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(json.dumps({"question": "what?", "answer": "red"}) + "\n")
     assert (
         main(
             [
                 "evaluate",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--dataset",
                 "jsonl",
                 "--data",
@@ -213,23 +199,21 @@ def test_bad_manifest_and_dataset_args(model_dir, tmp_path, capsys):
         == 1
     )
     assert "missing 'image'" in error_line(capsys)
-    assert main(["evaluate", str(model_dir), "--dataset", "vqa2"]) == 1
+    assert main(["evaluate", str(vqa_model_dir), "--dataset", "vqa2"]) == 1
     assert "--questions" in error_line(capsys)
-    assert main(["evaluate", str(model_dir), "--dataset", "jsonl"]) == 1
+    assert main(["evaluate", str(vqa_model_dir), "--dataset", "jsonl"]) == 1
     assert "--data" in error_line(capsys)
     assert not (tmp_path / "r.json").exists()
 
 
-def test_evaluate_vqa2_reports_official_accuracy(model_dir, tmp_path, capsys):
-    from test_vqa_data import write_tiny_vqa2
-
+def test_evaluate_vqa2_reports_official_accuracy(vqa_model_dir, tmp_path, capsys):
     q, a, images = write_tiny_vqa2(tmp_path)
     report = tmp_path / "r.json"
     assert (
         main(
             [
                 "evaluate",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--dataset",
                 "vqa2",
                 "--questions",
@@ -249,7 +233,7 @@ def test_evaluate_vqa2_reports_official_accuracy(model_dir, tmp_path, capsys):
     from vqa.metrics import vqa_accuracy
 
     dataset = read_vqa2(str(q), str(a), str(images))
-    said = VQAModel.load(model_dir).predict_batch(
+    said = VQAModel.load(vqa_model_dir).predict_batch(
         [dataset.image_paths[i] for i in dataset.image_index], dataset.questions, top=1
     )
     humans = {420: ["red"] * 8 + ["orange"] * 2, 421: ["yes"] * 10, 70: ["2"] * 6 + ["two"] * 4}
@@ -281,14 +265,14 @@ def test_python_m_vqa_never_shows_a_traceback(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("vqa: error: model directory")
 
 
-def test_several_questions_one_image_and_unknown_words(model_dir, sample, capsys):
+def test_several_questions_one_image_and_unknown_words(vqa_model_dir, vqa_sample, capsys):
     assert (
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "what color is the shape?",
                 "--question",
@@ -318,9 +302,9 @@ def test_several_questions_one_image_and_unknown_words(model_dir, sample, capsys
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "what color is the shape?",
                 "--json",
@@ -336,9 +320,9 @@ def test_several_questions_one_image_and_unknown_words(model_dir, sample, capsys
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "what color?",
                 "--question",
@@ -351,9 +335,9 @@ def test_several_questions_one_image_and_unknown_words(model_dir, sample, capsys
     assert len(out) == 6 and out[0].startswith("what color?\t") and out[5].count("\t") == 2
 
 
-def test_explain_baseline_with_gradient_saliency(model_dir, sample, tmp_path, capsys):
-    model = VQAModel.load(model_dir)
-    explanation = model.explain(sample, "what color is the shape?")
+def test_explain_baseline_with_gradient_saliency(vqa_model_dir, vqa_sample, tmp_path, capsys):
+    model = VQAModel.load(vqa_model_dir)
+    explanation = model.explain(vqa_sample, "what color is the shape?")
     assert explanation.method == "saliency"
     assert explanation.maps.shape == (1, 32, 32) and explanation.maps.max() == pytest.approx(1.0)
     # the map is the answer's sensitivity: nudging the hottest pixel moves the probability
@@ -361,7 +345,7 @@ def test_explain_baseline_with_gradient_saliency(model_dir, sample, tmp_path, ca
     from vqa.images import load_image
 
     network, top = model._float_network(), model.answers.index(explanation.answers[0][0])
-    pixels = load_image(sample, 32).astype(np.float32)
+    pixels = load_image(vqa_sample, 32).astype(np.float32)
     tokens, index = model.questions(["what color is the shape?"]), np.zeros(1, np.int32)
 
     def change(y, x):
@@ -382,9 +366,9 @@ def test_explain_baseline_with_gradient_saliency(model_dir, sample, tmp_path, ca
         main(
             [
                 "predict",
-                str(model_dir),
+                str(vqa_model_dir),
                 "--image",
-                str(sample),
+                str(vqa_sample),
                 "--question",
                 "what color is the shape?",
                 "--explain",
@@ -397,7 +381,7 @@ def test_explain_baseline_with_gradient_saliency(model_dir, sample, tmp_path, ca
 
 
 def test_confusion_counts_and_chart(tmp_path):
-    from vqa.evaluation import confusion_counts, plot_confusion
+    from vqa.evaluate import confusion_counts, plot_confusion
 
     truth = ["yes"] * 8 + ["red", "red", "blue"]
     predicted = ["yes"] * 7 + ["no", "red", "blue", "blue"]
@@ -414,3 +398,31 @@ def test_confusion_counts_and_chart(tmp_path):
         "t",
     )
     assert Image.open(png).size[0] > Image.open(png).size[1]  # the bar chart sits beside it
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    from vqa.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == {"train", "evaluate", "generate", "predict"}
+    for name, parser in commands.choices.items():
+        for action in parser._actions:
+            assert action.help and action.help.strip(), f"vqa {name} {action.dest} has no help"
+    train_help = " ".join(commands.choices["train"].format_help().split())
+    assert "the same model) (default: 0)" in train_help  # --seed: a default of 0 is shown too
+    assert "(default: 0.002 for cnn-lstm, 0.0005 for attention, 0.001 for relation)" in train_help
+
+
+def test_evaluate_writes_its_report_into_the_model_dir_by_default(vqa_model_dir, vqa_sets, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(vqa_model_dir, model)
+    assert main(["evaluate", str(model), "--dataset", "jsonl", "--data", str(vqa_sets[1])]) == 0
+    report = json.loads((model / "report.json").read_text())
+    assert report["count"] == 120 and report["confusion_png"] == str(model / "report.confusion.png")
+    assert (model / "report.confusion.png").is_file()
+    assert f"report: {model / 'report.json'}" in capsys.readouterr().out
+    assert VQAModel.load(model).answers == VQAModel.load(vqa_model_dir).answers  # still a model

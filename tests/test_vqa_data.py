@@ -4,44 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from vqa_helpers import write_tiny_vqa2
 
 from recognisers.errors import UserError
 from vqa.data import answer_vocabulary, easy_vqa_type, read_easy_vqa, read_jsonl, read_vqa2, split_by_image
-
-
-def write_tiny_vqa2(root):
-    """Two COCO images, three questions, ten human answers each (VQA v2 layout)."""
-    images = root / "val2014"
-    images.mkdir(parents=True)
-    for image_id in (42, 7):
-        Image.new("RGB", (40, 30), "red").save(images / f"COCO_val2014_{image_id:012d}.jpg")
-    questions = {
-        "data_subtype": "val2014",
-        "questions": [
-            {"image_id": 42, "question": "What color is it?", "question_id": 420},
-            {"image_id": 42, "question": "Is it red?", "question_id": 421},
-            {"image_id": 7, "question": "How many cats?", "question_id": 70},
-        ],
-    }
-    answers = {420: ["red"] * 8 + ["orange"] * 2, 421: ["yes"] * 10, 70: ["2"] * 6 + ["two"] * 4}
-    types = {420: "other", 421: "yes/no", 70: "number"}
-    annotations = {
-        "data_subtype": "val2014",
-        "annotations": [
-            {
-                "question_id": qid,
-                "image_id": qid // 10,
-                "answer_type": types[qid],
-                "multiple_choice_answer": ans[0],
-                "answers": [{"answer": a, "answer_id": i + 1} for i, a in enumerate(ans)],
-            }
-            for qid, ans in answers.items()
-        ],
-    }
-    (root / "q.json").write_text(json.dumps(questions))
-    (root / "a.json").write_text(json.dumps(annotations))
-    return root / "q.json", root / "a.json", images
 
 
 def test_vqa2_reader(tmp_path):
@@ -139,3 +105,14 @@ def test_split_by_image_keeps_images_apart():
     again, _ = split_by_image(data, 0.25, seed=0)
     assert again.questions == train.questions
     assert np.array_equal(again.image_index, train.image_index)
+
+
+def test_unreadable_files_are_named_once(tmp_path):
+    (tmp_path / "q.json").mkdir()
+    (tmp_path / "m.jsonl").write_bytes(b"\xff\xfe")
+    with pytest.raises(UserError) as info:
+        read_vqa2(str(tmp_path / "q.json"), str(tmp_path / "q.json"), str(tmp_path))
+    assert str(info.value).count("q.json") == 1 and "Is a directory" in str(info.value)
+    with pytest.raises(UserError) as info:
+        read_jsonl(tmp_path / "m.jsonl")
+    assert str(info.value).count("m.jsonl") == 1 and "unreadable" in str(info.value)

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from recognisers.errors import UserError
-from vqa.features import EncoderConfig, FeatureCache, build_compact_cnn, build_vgg_encoder
+from vqa.config import EncoderConfig
+from vqa.features import FeatureCache, build_compact_cnn, build_vgg_encoder
 from vqa.images import load_image
 
 
@@ -58,7 +59,7 @@ def test_compact_cnn_pools_to_last_width():
 
 
 def test_vgg16_without_weights_gives_documented_shape():
-    config = EncoderConfig(kind="vgg16", image_size=32, vgg_layer="pool", vgg_weights=None)
+    config = EncoderConfig(image_encoder="vgg16", image_size=32, vgg_layer="pool", vgg_weights=None)
     encoder = build_vgg_encoder(config)
     assert not encoder.trainable
     feats = np.asarray(encoder(np.random.default_rng(0).normal(size=(2, 32, 32, 3)) * 50))
@@ -68,13 +69,13 @@ def test_vgg16_without_weights_gives_documented_shape():
 
 def test_fc7_needs_224():
     with pytest.raises(UserError, match="224"):
-        EncoderConfig(kind="vgg16", image_size=64, vgg_layer="fc7").check()
+        EncoderConfig(image_encoder="vgg16", image_size=64, vgg_layer="fc7").check()
     with pytest.raises(UserError, match="not found"):
-        EncoderConfig(kind="vgg19", vgg_weights="/nonexistent.h5").check()
+        EncoderConfig(image_encoder="vgg19", vgg_weights="/nonexistent.h5").check()
 
 
 def test_feature_cache_reuses_and_invalidates(tmp_path):
-    config = EncoderConfig(kind="vgg16", image_size=32, vgg_layer="pool")
+    config = EncoderConfig(image_encoder="vgg16", image_size=32, vgg_layer="pool")
     encoder = build_vgg_encoder(config)
     paths = []
     for i, colour in enumerate(["red", "green", "blue"]):

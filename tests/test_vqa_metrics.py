@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from vqa.data import VQASet
-from vqa.evaluation import official_metric
+from vqa.evaluate import official_metric
 from vqa.metrics import (
     exact_match,
     normalize_answer,

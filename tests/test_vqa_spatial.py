@@ -79,7 +79,7 @@ def test_generate_cli_is_seeded_and_never_overwrites_by_accident(tmp_path, capsy
     "kind, filters, maps", [("attention", "8,16", (2, 8, 8)), ("relation", "8,8,16", (1, 4, 4))]
 )
 def test_spatial_model_trains_saves_loads_and_explains(tmp_path, capsys, kind, filters, maps):
-    from vqa.answerer import VQAModel
+    from vqa.model import VQAModel
 
     manifest = write_shapes_set(tmp_path / "set", ShapesConfig(images=24, seed=5))
     out = tmp_path / kind
@@ -116,6 +116,8 @@ def test_spatial_model_trains_saves_loads_and_explains(tmp_path, capsys, kind, f
         )
         == 0
     )
+    summary = capsys.readouterr().out
+    assert f"saved {out}:" in summary and "kept epoch 1 of 1: lowest val_loss" in summary
     image = manifest.parent / "images" / "000000.png"
     question = "What shape is the red object?"
     model, again = VQAModel.load(out), VQAModel.load(out)

@@ -119,7 +119,12 @@ def _load_json(path: str | os.PathLike, what: str):
     except FileNotFoundError:
         raise UserError(f"{what} file not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{what} file {path} is not readable JSON: {exc}") from None
+        raise UserError(f"{what} file {path} is not readable JSON: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    """Why a file could not be read, without its name (the error line names it once)."""
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 def coco_image_path(images: Path, subtype: str, image_id: int) -> str:
@@ -172,7 +177,7 @@ def read_jsonl(path: str | os.PathLike, max_questions: int | None = None) -> VQA
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"manifest {path} is unreadable: {exc}") from None
+        raise UserError(f"manifest {path} is unreadable: {_reason(exc)}") from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue

@@ -83,7 +83,7 @@ def write_explanation(model, image, question: str, png_path: str | os.PathLike) 
     from recognisers.training import save_figure
 
     explanation = model.explain(image, question)
-    size = model.encoder_config.image_size
+    size = model.config.encoder.side
     pixels = load_image(image, size)
     fig, axes = plt.subplots(
         1, len(explanation.maps) + 1, figsize=(3.2 * (len(explanation.maps) + 1), 3.6), squeeze=False

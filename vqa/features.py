@@ -17,52 +17,17 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from recognisers.backend import import_keras
+from recognisers.contract import config_to_json
 from recognisers.errors import UserError
+from vqa.config import FEATURE_DIMS, EncoderConfig
 from vqa.images import load_image, load_images
 
 VGG_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
-FEATURE_DIMS = {"fc7": 4096, "pool": 512}
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """Everything that decides what an image encoder outputs (saved in ``meta.json``)."""
-
-    kind: str = "compact"
-    image_size: int = 64
-    filters: tuple[int, ...] = (32, 64, 128)
-    vgg_layer: str = "pool"
-    vgg_weights: str | None = None
-
-    @property
-    def frozen(self) -> bool:
-        return self.kind in ("vgg16", "vgg19")
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "filters": list(self.filters)}
-
-    @classmethod
-    def from_json(cls, obj: dict) -> EncoderConfig:
-        return cls(**{**obj, "filters": tuple(obj.get("filters", cls.filters))})
-
-    def check(self) -> None:
-        """Refuse settings the encoder cannot build, before any work is done."""
-        if self.kind not in ("compact", "vgg16", "vgg19"):
-            raise UserError(f"unknown image encoder {self.kind!r} (compact, vgg16, vgg19)")
-        if self.frozen and self.vgg_layer not in FEATURE_DIMS:
-            raise UserError(f"--vgg-layer must be fc7 or pool, not {self.vgg_layer!r}")
-        if self.frozen and self.vgg_layer == "fc7" and self.image_size != 224:
-            raise UserError("fc7 features need --image-size 224")
-        if self.image_size < 32:
-            raise UserError("--image-size must be at least 32")
-        weights = self.vgg_weights
-        if self.frozen and weights is not None and weights != "imagenet" and not Path(weights).is_file():
-            raise UserError(f"VGG weights file not found: {weights}")
 
 
 def build_compact_cnn(config: EncoderConfig, pool: bool = True, dtype: str = "uint8"):
@@ -73,12 +38,12 @@ def build_compact_cnn(config: EncoderConfig, pool: bool = True, dtype: str = "ui
     Batch norm matters here: easy-VQA images are mostly white, so without it the pooled
     features barely differ between images and the model settles on the question-only answer.
     """
-    import keras
+    keras = import_keras()
     from keras import layers
 
-    inputs = keras.Input((config.image_size, config.image_size, 3), dtype=dtype, name="images")
+    inputs = keras.Input((config.side, config.side, 3), dtype=dtype, name="images")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
-    for i, width in enumerate(config.filters):
+    for i, width in enumerate(config.widths):
         for part in "ab":
             x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{i}{part}")(x)
             x = layers.BatchNormalization(name=f"bn{i}{part}")(x)
@@ -96,10 +61,9 @@ def build_vgg_encoder(config: EncoderConfig):
     (random, for tests and offline use), ``"imagenet"`` (Keras downloads and caches them), or
     a local weights file.
     """
-    import keras
-
-    app = keras.applications.VGG16 if config.kind == "vgg16" else keras.applications.VGG19
-    size = config.image_size
+    keras = import_keras()
+    app = keras.applications.VGG16 if config.image_encoder == "vgg16" else keras.applications.VGG19
+    size = config.side
     try:
         if config.vgg_layer == "fc7":
             base = app(include_top=True, weights=config.vgg_weights, input_shape=(size, size, 3))
@@ -110,11 +74,12 @@ def build_vgg_encoder(config: EncoderConfig):
             )
             out = base.output
     except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0]
         raise UserError(
-            f"cannot build {config.kind} with weights {config.vgg_weights!r}: {str(exc).splitlines()[0]}"
+            f"cannot build {config.image_encoder} with weights {config.vgg_weights!r}: {reason}"
         ) from None
     out = keras.layers.UnitNormalization(name="l2_norm")(out)
-    encoder = keras.Model(base.input, out, name=f"{config.kind}_{config.vgg_layer}")
+    encoder = keras.Model(base.input, out, name=f"{config.image_encoder}_{config.vgg_layer}")
     encoder.trainable = False
     return encoder
 
@@ -126,7 +91,7 @@ def vgg_preprocess(images: np.ndarray) -> np.ndarray:
 
 def encoder_fingerprint(config: EncoderConfig, encoder) -> str:
     """A digest of the encoder's settings and weights: cached features are valid iff it matches."""
-    digest = hashlib.sha1(json.dumps(config.to_json(), sort_keys=True).encode())
+    digest = hashlib.sha1(json.dumps(config_to_json(config), sort_keys=True).encode())
     for weight in encoder.weights:
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
     return digest.hexdigest()[:16]
@@ -179,9 +144,9 @@ class FeatureCache:
         from rich.progress import Progress
 
         self.directory.mkdir(parents=True, exist_ok=True)
-        size = self.config.image_size
+        size = self.config.side
         with Progress(transient=True) as progress:
-            task = progress.add_task(f"{self.config.kind} features", total=len(missing))
+            task = progress.add_task(f"{self.config.image_encoder} features", total=len(missing))
             for start in range(0, len(missing), batch_size):
                 chunk = missing[start : start + batch_size]
                 batch = np.stack([load_image(paths[i], size) for i in chunk])
@@ -207,8 +172,8 @@ def image_table(
     encoder runs once per image, not once per training run or evaluation.
     """
     if not config.frozen:
-        return load_images(images, config.image_size)
+        return load_images(images, config.side)
     if cache_dir is not None and not any(isinstance(im, np.ndarray) for im in images):
         return FeatureCache(cache_dir, config, image_encoder).features([str(im) for im in images])
-    pixels = load_images(images, config.image_size)
+    pixels = load_images(images, config.side)
     return np.asarray(image_encoder(vgg_preprocess(pixels), training=False))

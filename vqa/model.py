@@ -1,304 +1,323 @@
-"""The VQA networks: image features + LSTM question encoder -> reasoning -> softmax.
+"""VQAModel: the VQA model of the project's one contract (``recognisers.contract``).
 
-Two kinds (``ModelConfig.kind``, ``vqa train --model``):
-
-* ``cnn-lstm``, the baseline: a globally pooled image vector and the question vector fused by
-  an element-wise product. It keeps *what* is in the image and throws away *where*.
-* ``attention``: the image stays a spatial feature map with two coordinate channels; the
-  question guides ``hops`` rounds of attention over its cells (stacked attention, Yang et al.
-  2016). Each hop conditions every cell on the current query (FiLM-style scale and shift,
-  then ReLU), scores the cells from that, reads the softmax-weighted cell (what and where it
-  is) and the max- and mean-pooled conditioned cells (is there one, how many), and updates
-  the query. Two hops answer "the object closest to the red one": the first finds
-  the red object and its coordinates, the second scores the others by distance to them.
-* ``relation``: a relation module (Santoro et al. 2017) over every pair of cells of a small
-  map (5x5 for 80x80 images and four CNN blocks), each cell with its mean colour and x, y;
-  ``g`` sees (cell i, cell j, question), its first layer scaled and shifted by the question
-  (FiLM), is summed over the pairs, and ``f`` (one dense layer) and the head answer.
-
-In both spatial kinds the question vector is batch-normalised: at the start the LSTM outputs
-of "Is the red object on the left?" and "Is the blue object at the top?" differ by a small
-fraction of their common part (std over questions 0.09 per feature after the layer
-normalisation used before), so nothing question-specific reached the cells and training sat
-on the question-only plateau (about 40% on the shapes set; position and colour at chance).
-
-Inputs are a batch of *images* (or cached image features), a batch of questions and, for
-each question, the index of its image in the image batch. The image branch runs once per
-image and its output is gathered per question (``keras.ops.take``), so the many questions
-of one image cost one CNN pass.
+``VQAModel(config).fit(data)`` trains, ``predict`` / ``predict_batch`` answer, ``evaluate(data)``
+returns a :class:`~recognisers.contract.Report`, ``save(dir)`` writes a model directory
+atomically and ``VQAModel.load(dir)`` reads it back. A model directory holds
+``model.weights.h5`` (the trainable network), ``encoder.weights.h5`` for a frozen VGG encoder
+whose weights are not ImageNet's (random or a local file: saved so that a loaded model answers
+identically), ``meta.json`` (the config whole, answer and question vocabularies, the training
+summary, versions), ``history.csv`` and ``history.png``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import csv
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
 
+import numpy as np
+
+from recognisers.backend import import_keras
+from recognisers.contract import Report, SavesModelDir, config_from_json, config_to_json
 from recognisers.errors import UserError
-from vqa.features import FEATURE_DIMS, EncoderConfig, build_compact_cnn
+from recognisers.metafields import typed_field
+from recognisers.modeldir import read_meta, write_meta
+from recognisers.training import HISTORY_CSV, HISTORY_PNG, kept_epoch, plot_history
+from vqa.batches import iterate_batches
+from vqa.config import VQAConfig
+from vqa.data import VQASet
+from vqa.features import build_vgg_encoder, default_cache_dir, image_table
+from vqa.network import answers_view, build_vqa_model
+from vqa.text import QuestionEncoder
+from vqa.train import Trained, train
 
-FUSIONS = ("product", "concat")
-KINDS = ("cnn-lstm", "attention", "relation")
-ATTENTION_OUTPUT = "attention_maps"
+KIND = "vqa"
+FORMAT_VERSION = 2  # 2: the config saved whole under "config"
+WEIGHTS_FILE = "model.weights.h5"
+ENCODER_WEIGHTS_FILE = "encoder.weights.h5"
+
+ImageLike = str | os.PathLike | np.ndarray
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """The network kind and its sizes (saved in ``meta.json``)."""
+class VQAModel(SavesModelDir):
+    """Image + question -> answer: a network with its question encoder and answer vocabulary.
 
-    kind: str = "cnn-lstm"
-    embed_dim: int = 64
-    lstm_units: tuple[int, ...] = (64,)
-    hidden: int = 128
-    fusion: str = "product"
-    dropout: float = 0.2
-    hops: int = 2
-    relation_units: int = 64  # g's width (--model relation); it runs per pair of cells
+    ``config`` is resolved at once (each "kind's default" filled in, every setting checked),
+    so ``model.config`` is what is trained and saved. ``cache_dir`` is where frozen VGG
+    features are cached by ``fit`` and ``evaluate`` (default :func:`default_cache_dir`); it is a
+    place on this machine, not part of the model.
+    """
+
+    KIND = KIND
+
+    def __init__(self, config: VQAConfig | None = None, cache_dir: str | os.PathLike | None = None) -> None:
+        self.config = (config or VQAConfig()).resolved()
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.model_dir: Path | None = None  # where it was loaded from or saved to
+        # learned state, set by fit (or load) only
+        self._network: Any = None
+        self._questions: QuestionEncoder | None = None
+        self.answers: list[str] = []
+        self.image_encoder: Any = None
+        self.info: dict = {}
+        self.history: list[dict[str, str]] = []
+        self._forward: Any = None
+        self._float_copy: Any = None
+
+    def fit(self, data: VQASet, verbose: int = 2) -> VQAModel:
+        """Train on ``data`` (a validation slice of whole images is cut from it for early
+        stopping; the weights of the epoch with the lowest validation loss are kept)."""
+        import_keras()
+        self._learnt(train(data, self.config, self.cache_dir, verbose))
+        return self
+
+    def _learnt(self, trained: Trained) -> None:
+        """Take on what training learnt (or what a model directory holds)."""
+        self._network, self._questions = trained.network, trained.questions
+        self.answers, self.image_encoder = list(trained.answers), trained.image_encoder
+        self.info, self.history = trained.info, trained.history
+        self._forward = _compiled_forward(trained.network)
+        self._float_copy = None
 
     @property
-    def spatial(self) -> bool:
-        """Whether the image branch keeps its feature map (and the model has attention)."""
-        return self.kind in ("attention", "relation")
+    def network(self):
+        """The Keras network (a clear error for a model that was never fitted)."""
+        return _trained(self._network)
 
-    def to_json(self) -> dict:
-        return {**asdict(self), "lstm_units": list(self.lstm_units)}
+    @property
+    def questions(self) -> QuestionEncoder:
+        """The question encoder learnt by ``fit``."""
+        return _trained(self._questions)
+
+    @property
+    def kept_epoch(self) -> str:
+        """Which epoch early stopping kept, and by which validation measure."""
+        return kept_epoch(self.history)
+
+    # ---- asking -------------------------------------------------------------------------
+    def predict(self, image: ImageLike, question: str, top: int = 1) -> list[tuple[str, float]]:
+        """Top answers with probabilities for one question about one image."""
+        return self.predict_batch([image], [question], top=top)[0]
+
+    def predict_batch(
+        self,
+        images: Sequence[ImageLike],
+        questions: Sequence[str],
+        top: int = 1,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """Top answers for many (image, question) pairs; each distinct image is encoded once."""
+        if len(images) != len(questions):
+            raise UserError(f"{len(images)} images but {len(questions)} questions")
+        return self.top_answers(self.probabilities(images, questions, cache_dir), top)
+
+    def probabilities(
+        self,
+        images: Sequence[ImageLike],
+        questions: Sequence[str],
+        cache_dir: str | os.PathLike | None = None,
+    ) -> np.ndarray:
+        """Answer probabilities, shape ``(n, n_answers)``; repeated images are encoded once."""
+        keys = [
+            os.path.realpath(im) if not isinstance(im, np.ndarray) else f"array:{i}"
+            for i, im in enumerate(images)
+        ]
+        index_of: dict[str, int] = {}
+        image_index = np.array([index_of.setdefault(k, len(index_of)) for k in keys], np.int64)
+        firsts: dict[str, ImageLike] = {}
+        for key, image in zip(keys, images):
+            firsts.setdefault(key, image)
+        return self.grouped_probabilities(list(firsts.values()), image_index, questions, cache_dir)
+
+    def grouped_probabilities(
+        self,
+        images: Sequence[ImageLike],
+        image_index: np.ndarray,
+        questions: Sequence[str],
+        cache_dir: str | os.PathLike | None = None,
+        questions_per_batch: int = 1024,
+    ) -> np.ndarray:
+        """Probabilities when question ``i`` is about ``images[image_index[i]]`` (no duplicates)."""
+        table = image_table(images, self.config.encoder, self.image_encoder, cache_dir)
+        tokens = self.questions(questions)
+        out = np.empty((len(questions), len(self.answers)), np.float32)
+        for inputs, _, ids in iterate_batches(table, image_index, tokens, None, questions_per_batch):
+            out[ids] = self._forward(*inputs).numpy()
+        return out
+
+    def top_answers(self, probs: np.ndarray, top: int) -> list[list[tuple[str, float]]]:
+        """The ``top`` answers of each row of probabilities, most probable first."""
+        top = max(1, min(int(top), len(self.answers)))
+        best = np.argsort(-probs, axis=1, kind="stable")[:, :top]
+        return [[(self.answers[j], float(p[j])) for j in row] for row, p in zip(best, probs)]
+
+    def evaluate(self, data: VQASet) -> Report:
+        """Accuracy (overall, per question type, the official VQA accuracy where the data has
+        human answers), speed, and every question's prediction (:mod:`vqa.evaluate`)."""
+        from vqa.evaluate import evaluate
+
+        return evaluate(self, data)
+
+    def explain(self, image: ImageLike, question: str, top: int = 3):
+        """The answers and where the model looked (:class:`vqa.explain.Explanation`).
+
+        Attention maps for a spatial model; gradient saliency for the others (the baseline
+        and VGG-feature models have no map of their own; a frozen VGG encoder's features are
+        taken as given, so its saliency needs pixels: only the compact encoder has it).
+        """
+        from vqa.explain import Explanation, attention_maps, saliency_map
+        from vqa.images import load_image
+
+        if self.config.encoder.frozen:
+            raise UserError("--explain needs a model with the compact image encoder")
+        pixels = load_image(image, self.config.encoder.side)
+        tokens = self.questions([question])
+        if self.config.network.spatial:
+            probs, maps = attention_maps(self.network, pixels, tokens)
+            method = "attention" if self.config.network.model == "attention" else "relations"
+        else:
+            probs = self._forward(pixels[None], tokens, np.zeros(1, np.int32)).numpy()[0]
+            maps = saliency_map(self._float_network(), pixels, tokens, int(np.argmax(probs)))
+            method = "saliency"
+        return Explanation(self.top_answers(probs[None], top)[0], maps, method)
+
+    def _float_network(self):
+        """The same network taking float pixels (uint8 inputs stop gradients), same weights."""
+        if self._float_copy is None:
+            copy = build_vqa_model(
+                self.config.encoder,
+                self.config.network,
+                self.questions.vocabulary_size,
+                self.questions.max_length,
+                len(self.answers),
+                image_dtype="float32",
+            )
+            copy.set_weights(self.network.get_weights())
+            self._float_copy = copy
+        return self._float_copy
+
+    # ---- saving and loading -------------------------------------------------------------
+    def write_files(self, model_dir: Path) -> None:
+        """Weights, ``meta.json``, ``history.csv`` and its plot into ``model_dir`` (staged by
+        :meth:`save`, which replaces an existing model only with ``force``)."""
+        self.network.save_weights(str(model_dir / WEIGHTS_FILE))
+        if self.config.encoder.frozen and self.config.encoder.vgg_weights != "imagenet":
+            self.image_encoder.save_weights(str(model_dir / ENCODER_WEIGHTS_FILE))
+        write_meta(
+            model_dir,
+            KIND,
+            FORMAT_VERSION,
+            {
+                "config": config_to_json(self.config),
+                "answers": self.answers,
+                "question_encoder": self.questions.to_json(),
+                "training": self.info,
+            },
+        )
+        if self.history:
+            with open(model_dir / HISTORY_CSV, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(self.history[0]))
+                writer.writeheader()
+                writer.writerows(self.history)
+            title = f"vqa: {self.info.get('dataset_name', 'training')}"
+            plot_history(model_dir / HISTORY_CSV, model_dir / HISTORY_PNG, title)
+
+    def save(self, model_dir: str | os.PathLike, force: bool = False) -> None:
+        """Write the model directory atomically (``force``: replace a vqa model already there)."""
+        super().save(model_dir, force)
+        self.model_dir = Path(model_dir)
 
     @classmethod
-    def from_json(cls, obj: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{**{k: v for k, v in obj.items() if k in known}, "lstm_units": tuple(obj["lstm_units"])})
-
-    def check(self, encoder: EncoderConfig | None = None) -> None:
-        """Refuse settings the network cannot build (with ``encoder``: the pair, too)."""
-        if encoder is not None and self.spatial and encoder.frozen:
-            raise UserError(f"--model {self.kind} needs the compact image encoder")
-        if self.kind not in KINDS:
-            raise UserError(f"--model must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        if self.fusion not in FUSIONS:
-            raise UserError(f"--fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
-        if (
-            not self.lstm_units
-            or min(self.lstm_units) < 1
-            or self.hidden < 1
-            or self.hops < 1
-            or self.relation_units < 1
-        ):
-            raise UserError("LSTM, hidden and relation sizes and --hops must be positive")
-
-
-def _gather_layer():
-    import keras
-
-    class GatherRows(keras.layers.Layer):
-        """Row ``index[i]`` of ``table`` for every question ``i``."""
-
-        def call(self, table, index):
-            return keras.ops.take(table, keras.ops.cast(index, "int32"), axis=0)
-
-        def compute_output_shape(self, table_shape, index_shape):
-            return (index_shape[0], *table_shape[1:])
-
-    return GatherRows(name="gather_image_features")
-
-
-def _coordinate_layer():
-    import keras
-    from keras import ops
-
-    class CellsWithCoordinates(keras.layers.Layer):
-        """(n, h, w, c) feature map -> (n, h*w, c + 2) cells with their x, y in [-1, 1]."""
-
-        def call(self, fmap):
-            h, w = fmap.shape[1], fmap.shape[2]
-            ys, xs = ops.meshgrid(ops.linspace(-1.0, 1.0, h), ops.linspace(-1.0, 1.0, w), indexing="ij")
-            coords = ops.cast(ops.stack([xs, ys], axis=-1), fmap.dtype)
-            coords = ops.broadcast_to(coords[None], (ops.shape(fmap)[0], h, w, 2))
-            return ops.reshape(ops.concatenate([fmap, coords], axis=-1), (-1, h * w, fmap.shape[3] + 2))
-
-        def compute_output_shape(self, shape):
-            return (shape[0], shape[1] * shape[2], shape[3] + 2)
-
-    return CellsWithCoordinates(name="cells_with_coordinates")
-
-
-def _attention_layer(hops: int, units: int):
-    import keras
-    from keras import layers, ops
-
-    class QuestionGuidedAttention(keras.layers.Layer):
-        """``hops`` rounds of MLP-scored attention over the cells of each question's image.
-
-        Inputs: cells per image ``(n_images, cells, units)``, the image of each question, the
-        question vectors. Returns the final query and the maps ``(n, hops, cells)``.
-        """
-
-        def __init__(self, hops: int, units: int, **kwargs):
-            super().__init__(**kwargs)
-            self.hops, self.units = hops, units
-            self.cell_proj = [layers.Dense(units, name=f"cell{k}") for k in range(hops)]
-            self.query_proj = [layers.Dense(units, use_bias=False, name=f"query{k}") for k in range(hops)]
-            self.query_scale = [layers.Dense(units, use_bias=False, name=f"scale{k}") for k in range(hops)]
-            self.score = [layers.Dense(1, name=f"score{k}") for k in range(hops)]
-            self.update = [layers.Dense(units, activation="tanh", name=f"update{k}") for k in range(hops)]
-
-        def call(self, image_cells, index, query):
-            index = ops.cast(index, "int32")
-            cells = ops.take(image_cells, index, axis=0)
-            maps = []
-            for k in range(self.hops):
-                # the cell half of the scoring MLP runs once per image, not once per question
-                cell = ops.take(self.cell_proj[k](image_cells), index, axis=0)
-                # FiLM-style: the query scales and shifts the cell's features, so what is
-                # looked for (a colour, a place) selects cells from the first steps
-                scale = ops.expand_dims(1.0 + self.query_scale[k](query), 1)
-                hidden = ops.relu(cell * scale + ops.expand_dims(self.query_proj[k](query), 1))
-                weights = ops.softmax(ops.squeeze(self.score[k](hidden), -1), axis=-1)
-                read = ops.sum(ops.expand_dims(weights, -1) * cells, axis=1)
-                # the conditioned cells pooled: a direct path from every cell to the answer
-                # (soft counts, "is the red one on the left"), so learning need not wait
-                # for the softmax to find the right cell first
-                pooled = ops.concatenate([ops.max(hidden, axis=1), ops.mean(hidden, axis=1)], -1)
-                query = query + self.update[k](ops.concatenate([query, read, pooled], axis=-1))
-                maps.append(weights)
-            return query, ops.stack(maps, axis=1)
-
-        def compute_output_shape(self, image_cells_shape, index_shape, query_shape):
-            return (query_shape[0], self.units), (query_shape[0], self.hops, image_cells_shape[1])
-
-        def get_config(self):
-            return {**super().get_config(), "hops": self.hops, "units": self.units}
-
-    return QuestionGuidedAttention(hops, units, name="attention")
-
-
-def _relation_layer(units: int):
-    import keras
-    from keras import layers, ops
-
-    class QuestionConditionedRelations(keras.layers.Layer):
-        """A relation module (Santoro et al. 2017) over every ordered pair of cells.
-
-        ``g`` sees (cell i, cell j, question) and is summed over the pairs; its first layer
-        is linear, so it splits into a per-image part for each cell (computed once per
-        image) plus a per-question bias, and only the later layers run per pair and
-        question. Returns the summed relations and, as the map of where it looked, each
-        cell's share of the summed activations of the pairs it takes part in ``(n, 1, cells)``.
-        """
-
-        def __init__(self, units: int, **kwargs):
-            super().__init__(**kwargs)
-            self.units = units
-            self.first = layers.Dense(units, name="g_first")
-            self.second = layers.Dense(units, use_bias=False, name="g_second")
-            self.query = layers.Dense(units, use_bias=False, name="g_query")
-            self.scale = layers.Dense(units, use_bias=False, name="g_scale")
-            self.g = [layers.Dense(units, activation="relu", name=f"g{k}") for k in (1, 2)]
-
-        def call(self, image_cells, index, query):
-            index = ops.cast(index, "int32")
-            first = ops.take(self.first(image_cells), index, axis=0)[:, :, None]
-            second = ops.take(self.second(image_cells), index, axis=0)[:, None]
-            scale = 1.0 + self.scale(query)[:, None, None]
-            pairs = ops.relu((first + second) * scale + self.query(query)[:, None, None])
-            for dense in self.g:
-                pairs = dense(pairs)
-            summed = ops.mean(pairs, axis=(1, 2))
-            activity = ops.sum(pairs, axis=-1)
-            activity = ops.sum(activity, axis=1) + ops.sum(activity, axis=2)
-            share = activity / (ops.sum(activity, axis=-1, keepdims=True) + 1e-9)
-            return summed, share[:, None]
-
-        def compute_output_shape(self, image_cells_shape, index_shape, query_shape):
-            return (query_shape[0], self.units), (query_shape[0], 1, image_cells_shape[1])
-
-        def get_config(self):
-            return {**super().get_config(), "units": self.units}
-
-    return QuestionConditionedRelations(units, name="relations")
-
-
-def build_vqa_model(
-    encoder: EncoderConfig,
-    config: ModelConfig,
-    vocabulary_size: int,
-    max_length: int,
-    n_answers: int,
-    image_dtype: str = "uint8",
-):
-    """The whole trainable network (the compact CNN inside it; frozen VGG features come in).
-
-    A spatial model has two outputs: the answers and the attention maps ``(n, hops, cells)``.
-    ``image_dtype="float32"`` builds the same network taking float pixels, for gradients
-    with respect to the image (saliency).
-    """
-    import keras
-    from keras import layers
-
-    config.check(encoder)
-    if encoder.frozen:
-        images = keras.Input((FEATURE_DIMS[encoder.vgg_layer],), name="images")
-        image_features = images
-    else:
-        images = keras.Input((encoder.image_size, encoder.image_size, 3), dtype=image_dtype, name="images")
-        image_features = build_compact_cnn(encoder, not config.spatial, image_dtype)(images)
-    questions = keras.Input((max_length,), dtype="int32", name="questions")
-    image_index = keras.Input((), dtype="int32", name="image_index")
-
-    if config.spatial:
-        q = _question_vector(questions, config, vocabulary_size)
-        x, maps = _attend(images, image_features, image_index, q, encoder, config)
-    else:  # the baseline's layers are made in their original order (same seeded init)
-        v = layers.Dense(config.hidden, activation="tanh", name="image_dense")(image_features)
-        v = _gather_layer()(v, image_index)
-        q = _question_vector(questions, config, vocabulary_size)
-        x = (
-            layers.Multiply(name="fuse_product")([v, q])
-            if config.fusion == "product"
-            else layers.Concatenate(name="fuse_concat")([v, q])
+    def load(cls, model_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> VQAModel:
+        """Load a model directory; a clear :class:`UserError` if it is missing or foreign."""
+        model_dir = Path(model_dir)
+        meta = read_meta(model_dir, KIND, FORMAT_VERSION)
+        where = f"{model_dir}/meta.json"
+        config = config_from_json(VQAConfig, typed_field(meta, "config", dict, where), where)
+        weights = config.encoder.vgg_weights  # the file it names is not needed to load
+        try:  # the same checks as for training
+            model = cls(replace(config, encoder=replace(config.encoder, vgg_weights=None)), cache_dir)
+        except UserError as exc:
+            raise UserError(f"{where} is damaged: {exc}") from None
+        model.config = replace(model.config, encoder=replace(model.config.encoder, vgg_weights=weights))
+        questions, answers = _vocabularies(meta, where)
+        network = build_vqa_model(
+            model.config.encoder,
+            model.config.network,
+            questions.vocabulary_size,
+            questions.max_length,
+            len(answers),
         )
-    x = layers.Dropout(config.dropout)(x)
-    x = layers.Dense(config.hidden, activation="relu", name="head_dense")(x)
-    x = layers.Dropout(config.dropout)(x)
-    answers = layers.Dense(n_answers, activation="softmax", name="answers")(x)
-    outputs = [answers, layers.Identity(name=ATTENTION_OUTPUT)(maps)] if config.spatial else answers
-    return keras.Model([images, questions, image_index], outputs, name="vqa")
+        _load_weights(network, model_dir / WEIGHTS_FILE)
+        image_encoder = None
+        encoder = model.config.encoder
+        if encoder.frozen:  # ImageNet's weights come from Keras; any others were saved with it
+            imagenet = encoder.vgg_weights == "imagenet"
+            image_encoder = build_vgg_encoder(replace(encoder, vgg_weights="imagenet" if imagenet else None))
+            if not imagenet:
+                _load_weights(image_encoder, model_dir / ENCODER_WEIGHTS_FILE)
+        history = _read_history(model_dir / HISTORY_CSV)
+        model._learnt(Trained(network, questions, answers, image_encoder, meta.get("training", {}), history))
+        model.model_dir = model_dir
+        return model
 
 
-def _question_vector(questions, config: ModelConfig, vocabulary_size: int):
-    """Embedding -> LSTM(s) -> dense: the question as one vector of ``hidden`` values."""
-    from keras import layers
-
-    q = layers.Embedding(vocabulary_size, config.embed_dim, mask_zero=True, name="embedding")(questions)
-    for i, units in enumerate(config.lstm_units):
-        last = i == len(config.lstm_units) - 1
-        q = layers.LSTM(units, return_sequences=not last, name=f"lstm{i}")(q)
-    if config.spatial:
-        # what tells questions apart (which colour, which side) is a small part of the LSTM
-        # output at first; normalising each feature over the batch makes it unit-sized
-        q = layers.Dense(config.hidden, name="question_dense")(q)
-        return layers.BatchNormalization(momentum=0.9, name="question_norm")(q)
-    return layers.Dense(config.hidden, activation="tanh", name="question_dense")(q)
+def _trained(value: T | None) -> T:
+    """Learned state, or a clear error for a model that was never fitted (nor loaded)."""
+    if value is None:
+        raise RuntimeError("this VQAModel is not trained: call fit(data) or VQAModel.load(dir) first")
+    return value
 
 
-def _attend(images, feature_map, image_index, q, encoder: EncoderConfig, config: ModelConfig):
-    """Cells (CNN features, mean colour, coordinates) -> question-guided attention."""
-    from keras import layers
-
-    # each cell's mean colour beside the CNN features: colour is there from the first step
-    side = feature_map.shape[1]
-    pixels = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="cell_pixels_scale")(images)
-    pixels = layers.AveragePooling2D(encoder.image_size // side, name="cell_pixels")(pixels)
-    features = layers.Concatenate(name="cell_features")([feature_map, pixels])
-    cells = _coordinate_layer()(features)
-    if config.kind == "relation":
-        x, maps = _relation_layer(config.relation_units)(cells, image_index, q)
-        return layers.Dense(config.hidden, activation="relu", name="f_dense")(x), maps
-    cells = layers.Dense(config.hidden, name="cell_dense")(cells)
-    return _attention_layer(config.hops, config.hidden)(cells, image_index, q)
+def _vocabularies(meta: dict, where: str) -> tuple[QuestionEncoder, list[str]]:
+    """The question encoder and the answers of ``meta.json``: every field checked (a UserError)."""
+    text = typed_field(meta, "question_encoder", dict, where)
+    vocabulary = typed_field(text, "vocabulary", list[str], where, "question_encoder.")
+    max_length = typed_field(text, "max_length", int, where, "question_encoder.")
+    max_tokens = typed_field(text, "max_tokens", int, where, "question_encoder.")
+    answers = typed_field(meta, "answers", list[str], where)
+    if min(max_length, max_tokens, len(answers)) < 1 or len(vocabulary) + 2 > max_tokens:
+        raise UserError(f"{where} is damaged: a size or the answers are empty or not positive")
+    return QuestionEncoder(vocabulary, max_length, max_tokens), answers
 
 
-def answers_view(network):
-    """The network with the answers as its only output (what training and answering use)."""
-    import keras
+def _read_history(path: Path) -> list[dict[str, str]]:
+    """The saved training history (none for a model saved without training)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
 
-    if len(network.outputs) == 1:
-        return network
-    return keras.Model(network.inputs, network.outputs[0], name="vqa_answers")
+
+def _load_weights(model, path: Path) -> None:
+    if not path.is_file():
+        raise UserError(f"{path.parent} is incomplete: {path.name} is missing")
+    try:
+        model.load_weights(str(path))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} does not fit this model: {str(exc).splitlines()[0]}") from None
+
+
+def _compiled_forward(network):
+    """One traced inference function for every batch shape (no per-call retracing)."""
+    import tensorflow as tf
+
+    image_shape = network.inputs[0].shape[1:]
+    signature = [
+        tf.TensorSpec((None, *image_shape), tf.float32 if len(image_shape) == 1 else tf.uint8),
+        tf.TensorSpec((None, network.inputs[1].shape[1]), tf.int32),
+        tf.TensorSpec((None,), tf.int32),
+    ]
+
+    answers = answers_view(network)
+
+    @tf.function(input_signature=signature, autograph=False)
+    def forward(images, tokens, index):
+        return answers([images, tokens, index], training=False)
+
+    return forward

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recognisers.contract import option
 from recognisers.errors import UserError
 from recognisers.modeldir import current_umask
 
@@ -54,8 +55,8 @@ MANIFEST = "questions.jsonl"
 class ShapesConfig:
     """Every default of the generator (``vqa generate shapes`` takes its defaults here)."""
 
-    images: int = 10_000
-    seed: int = 0
+    images: int = option(10_000, "how many images (20 questions each)")
+    seed: int = option(0, "seed of the scenes and questions (the same seed, the same set)")
     size: int = 75
     object_size: int = 11
     questions_per_kind: int = 10  # non-relational and relational questions per image

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from recognisers.backend import import_keras
 from recognisers.errors import UserError
 
 # What ``lower_and_strip_punctuation`` removes (Keras's own pattern), to name unknown words.
@@ -24,8 +25,7 @@ class QuestionEncoder:
     def __init__(
         self, vocabulary: Sequence[str] | None = None, max_length: int = 16, max_tokens: int = 10_000
     ) -> None:
-        import keras
-
+        keras = import_keras()
         self.max_length = int(max_length)
         self.max_tokens = int(max_tokens)
         self.layer = keras.layers.TextVectorization(

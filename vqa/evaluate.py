@@ -6,30 +6,32 @@ import os
 import time
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recognisers.contract import Report
 from recognisers.training import save_figure
-from vqa.answerer import VQAModel
 from vqa.data import VQASet
 from vqa.metrics import exact_match, official_type_score, per_type_accuracy, vqa_accuracy
+
+if TYPE_CHECKING:
+    from vqa.model import VQAModel
 
 MAX_CONFUSION_ANSWERS = 30
 
 
-def evaluate(
-    model: VQAModel, data: VQASet, model_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None
-) -> tuple[dict, list[str]]:
-    """The report (metrics, counts, dataset, model, time) and the predicted answers."""
+def evaluate(model: VQAModel, data: VQASet) -> Report:
+    """The report: metrics (counts, accuracies, speed, dataset, model, time) and, per question,
+    its image, question, predicted answer, expected answer, human answers (when given), type."""
     started = time.perf_counter()
-    probs = model.grouped_probabilities(data.image_paths, data.image_index, data.questions, cache_dir)
-    predictions = [model.answers[j] for j in probs.argmax(axis=1)]
+    probs = model.grouped_probabilities(data.image_paths, data.image_index, data.questions, model.cache_dir)
+    predicted = [model.answers[j] for j in probs.argmax(axis=1)]
     seconds = time.perf_counter() - started
-    correct = [float(exact_match(p, a)) for p, a in zip(predictions, data.answers)]
-    report = {
+    correct = [float(exact_match(p, a)) for p, a in zip(predicted, data.answers)]
+    metrics = {
         "dataset": {"name": data.name, **data.info},
-        "model": str(Path(model_dir)),
+        "model": None if model.model_dir is None else str(model.model_dir),
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "count": len(data),
         "images": len(data.image_paths),
@@ -38,8 +40,24 @@ def evaluate(
         "seconds": round(seconds, 3),
         "questions_per_second": len(data) / max(seconds, 1e-9),
     }
-    report.update(official_metric(predictions, data))
-    return report, predictions
+    metrics.update(official_metric(predicted, data))
+    return Report(metrics, predictions(data, predicted))
+
+
+def predictions(data: VQASet, predicted: list[str]) -> list[dict]:
+    """One entry per question: what was asked about which image, what was answered and expected."""
+    humans = data.human_answers or [None] * len(data)
+    return [
+        {
+            "image": data.image_paths[int(data.image_index[i])],
+            "question": data.questions[i],
+            "predicted": answer,
+            "truth": data.answers[i],
+            "type": data.types[i],
+            **({"answers": humans[i]} if humans[i] else {}),
+        }
+        for i, answer in enumerate(predicted)
+    ]
 
 
 def official_metric(predictions: list[str], data: VQASet) -> dict:

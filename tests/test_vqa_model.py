@@ -1,0 +1,184 @@
+"""VQAModel and its config: the contract (fit, predict, evaluate, save, load), the one home of
+every default, seeded repeats, the quiet import, and the README's Python example."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from vqa_helpers import make_shapes_set
+
+from recognisers.contract import config_from_args
+from recognisers.errors import UserError
+from vqa.batches import GroupedQuestions
+from vqa.config import KIND_DEFAULTS, EncoderConfig, NetworkConfig, TrainConfig, VQAConfig
+from vqa.data import read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = VQAConfig(
+    EncoderConfig(image_size=32, filters=(4, 8)),
+    NetworkConfig(embed_dim=8, lstm_units=(8,), hidden=16),
+    TrainConfig(epochs=2, batch_size=16, val_fraction=0.25),
+)
+
+
+@pytest.fixture(scope="module")
+def little_set(tmp_path_factory):
+    """16 images of the tiny shapes task (32 questions)."""
+    return read_jsonl(make_shapes_set(tmp_path_factory.mktemp("little"), 16, seed=7))
+
+
+@pytest.fixture(scope="module")
+def fitted(little_set, tmp_path_factory):
+    """A model fitted on ``little_set`` with seed 0, and the folder it was fitted in."""
+    from vqa.model import VQAModel
+
+    where = tmp_path_factory.mktemp("fitted-here")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(where)
+        return VQAModel(TINY, cache_dir=where / "cache").fit(little_set, verbose=0), where
+
+
+def test_cli_defaults_are_the_configs():
+    from vqa.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--dataset", "easy-vqa", "--out", "m"])
+    assert config_from_args(VQAConfig, args) == VQAConfig()
+
+
+def test_kind_defaults_are_filled_in_from_the_one_table():
+    for kind, defaults in KIND_DEFAULTS.items():
+        config = VQAConfig(network=NetworkConfig(model=kind)).resolved()
+        assert config.encoder.filters == defaults.filters
+        assert config.encoder.image_size == defaults.image_size
+        assert config.training.learning_rate == defaults.learning_rate
+    vgg = VQAConfig(EncoderConfig(image_encoder="vgg16")).resolved().encoder
+    assert (vgg.image_size, vgg.vgg_layer) == (224, "pool")
+    given = VQAConfig(
+        EncoderConfig(image_size=48, filters=(2,)),
+        NetworkConfig(model="relation"),
+        TrainConfig(learning_rate=0.1),
+    ).resolved()
+    assert (given.encoder.image_size, given.encoder.filters, given.training.learning_rate) == (48, (2,), 0.1)
+    assert VQAConfig(EncoderConfig(vgg_weights="None")).resolved().encoder.vgg_weights is None
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (VQAConfig(training=TrainConfig(epochs=0)), "--epochs must be at least 1"),
+        (VQAConfig(training=TrainConfig(learning_rate=0.0)), "--learning-rate must be positive"),
+        (VQAConfig(training=TrainConfig(max_length=0)), "--max-length must be positive"),
+        (VQAConfig(EncoderConfig(image_size=0)), "--image-size must be at least 32"),
+        (VQAConfig(EncoderConfig(image_encoder="vgg16", vgg_layer="fc7", image_size=64)), "224"),
+        (VQAConfig(network=NetworkConfig(model="nope")), "--model must be one of"),
+    ],
+)
+def test_bad_settings_are_refused_when_the_model_is_made(config, message):
+    from vqa.model import VQAModel
+
+    with pytest.raises(UserError, match=message):
+        VQAModel(config)
+
+
+def test_fit_writes_nothing_and_save_load_round_trips(fitted, little_set, tmp_path):
+    from vqa.model import VQAModel
+
+    with pytest.raises(RuntimeError, match="not trained"):
+        VQAModel(TINY).predict(little_set.image_paths[0], "what shape is in the image?")
+    model, where = fitted
+    assert list(where.iterdir()) == []  # nothing on disk: the caller saves
+    assert len(model.history) == model.info["epochs_run"] and model.kept_epoch.startswith("kept epoch")
+
+    model.save(tmp_path / "m")
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {
+        "model.weights.h5",
+        "meta.json",
+        "history.csv",
+        "history.png",
+    }
+    with pytest.raises(UserError, match="--force"):
+        model.save(tmp_path / "m")
+    loaded = VQAModel.load(tmp_path / "m")
+    assert loaded.config == model.config == TINY.resolved()
+    assert loaded.history == model.history
+    images, questions = little_set.image_paths[:3], little_set.questions[:3]
+    assert np.allclose(
+        loaded.probabilities(images, questions), model.probabilities(images, questions), atol=1e-6
+    )
+
+    report = loaded.evaluate(little_set)
+    assert report.metrics["count"] == len(little_set) == len(report.predictions)
+    assert report.metrics["model"] == str(tmp_path / "m")
+    first = report.predictions[0]
+    assert first == {
+        "image": little_set.image_paths[0],
+        "question": little_set.questions[0],
+        "predicted": loaded.predict(little_set.image_paths[0], little_set.questions[0])[0][0],
+        "truth": little_set.answers[0],
+        "type": little_set.types[0],
+    }
+
+
+def test_same_seed_same_predictions_other_seed_others(fitted, little_set):
+    from vqa.model import VQAModel
+
+    images, questions = little_set.image_paths[:4], little_set.questions[:4]
+
+    def probabilities(seed: int) -> np.ndarray:
+        config = replace(TINY, training=replace(TINY.training, seed=seed))
+        return VQAModel(config).fit(little_set, verbose=0).probabilities(images, questions)
+
+    first = fitted[0].probabilities(images, questions)  # seed 0
+    assert np.array_equal(first, probabilities(0))
+    assert not np.allclose(first, probabilities(1), atol=1e-4)
+
+
+def test_grouped_questions_cut_batches_of_whole_images():
+    image_index = np.array([2, 0, 1, 2, 0, 2, 3, 3])
+    groups = GroupedQuestions(image_index, 4)
+    assert groups.images_per_batch(4) == 2  # 2 questions per image on average
+    chunks = groups.image_chunks(4, None)
+    assert [c.tolist() for c in chunks] == [[0, 1], [2, 3]]
+    ids, index = groups.questions_of(np.array([2, 0]))
+    assert ids.tolist() == [0, 3, 5, 1, 4]  # image 2's questions, then image 0's, in order
+    assert index.tolist() == [0, 0, 0, 1, 1]  # each question's image within the batch
+    shuffled = groups.image_chunks(4, np.random.default_rng(0))
+    assert sorted(np.concatenate(shuffled).tolist()) == [0, 1, 2, 3]
+    assert [c.tolist() for c in shuffled] != [c.tolist() for c in chunks] or len(chunks) == 1
+    every = np.concatenate([groups.questions_of(c)[0] for c in shuffled])
+    assert sorted(every.tolist()) == list(range(len(image_index)))  # each question exactly once
+
+
+def test_import_and_predict_print_nothing_on_stderr(vqa_model_dir, vqa_sample):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "CUDA_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    ask = f"predict({str(vqa_sample)!r}, 'what shape is in the image?')"
+    code = f"import vqa; from vqa.model import VQAModel; print(VQAModel.load({str(vqa_model_dir)!r}).{ask})"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert re.fullmatch(r"\[\('(circle|square|triangle)', 0\.\d+\)\]\n", result.stdout), result.stdout
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    example = next(b for b in blocks if "VQAModel().fit(" in b)
+    my = tmp_path / "my"
+    make_shapes_set(my, 12, seed=1).rename(my / "train.jsonl")
+    shutil.copy(my / "train.jsonl", my / "test.jsonl")  # the example only has to run
+    shutil.copy(my / "img0000.png", my / "photo.png")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(example, "README.md", "exec"), scope)
+    assert (tmp_path / "runs" / "mine" / "meta.json").is_file()
+    assert scope["report"].metrics["count"] == 24

@@ -1,0 +1,225 @@
+"""Every setting of a VQA model and its training, with its default: the one place they live.
+
+:class:`VQAConfig` nests the image encoder (:class:`EncoderConfig`), the network
+(:class:`NetworkConfig`) and the training run (:class:`TrainConfig`). ``vqa train`` builds its
+options from these fields (``recognisers.contract.add_config_options``), and a model saves its
+config whole in ``meta.json``.
+
+What differs per network kind (filters, learning rate, image size) is one table,
+:data:`KIND_DEFAULTS`: such fields default to None, meaning "the kind's default", and
+:meth:`VQAConfig.resolved` fills them in; a model holds and saves the resolved config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TypeVar
+
+from recognisers.contract import option
+from recognisers.errors import UserError
+
+FROZEN_ENCODERS = ("vgg16", "vgg19")  # keras.applications, used as they are
+ENCODERS = ("compact", *FROZEN_ENCODERS)
+FEATURE_DIMS = {"fc7": 4096, "pool": 512}  # what each frozen VGG layer gives per image
+KINDS = ("cnn-lstm", "attention", "relation")
+FUSIONS = ("product", "concat")
+VGG_IMAGE_SIZE = 224  # what VGG was trained on (and fc7 needs)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class KindDefaults:
+    """The defaults of one network kind."""
+
+    filters: tuple[int, ...]
+    learning_rate: float
+    image_size: int = 64
+
+
+# What differs per model kind. The attention model keeps an 8x8 map and reads colour from
+# the pixels too, so a narrower CNN serves it (about 4x faster on CPU); at 2e-3 it stayed on
+# the question-only plateau of a generated shapes set, at 3e-4 to 5e-4 it left it.
+# The relation model runs g per pair of cells, so it takes a 5x5 map: 80x80 images, four
+# blocks.
+KIND_DEFAULTS: dict[str, KindDefaults] = {
+    "cnn-lstm": KindDefaults(filters=(32, 64, 128), learning_rate=2e-3),
+    "attention": KindDefaults(filters=(16, 32, 64), learning_rate=5e-4),
+    "relation": KindDefaults(filters=(16, 32, 64, 64), learning_rate=1e-3, image_size=80),
+}
+
+
+def _per_kind(name: str, show=str) -> str:
+    """``--model``'s defaults of one field, for its help text: "2e-3 for cnn-lstm, ..."."""
+    return ", ".join(f"{show(getattr(d, name))} for {kind}" for kind, d in KIND_DEFAULTS.items())
+
+
+def _commas(values: tuple[int, ...]) -> str:
+    return ",".join(map(str, values))
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything that decides what the image encoder outputs."""
+
+    image_encoder: str = option(
+        "compact",
+        "compact: a VGG-style CNN trained with the model; vgg16/vgg19: frozen keras.applications features",
+        choices=ENCODERS,
+    )
+    image_size: int | None = option(
+        None,
+        f"image side in pixels (default: {VGG_IMAGE_SIZE} for vgg16/vgg19; for compact "
+        + _per_kind("image_size")
+        + ")",
+    )
+    filters: tuple[int, ...] | None = option(
+        None, "compact CNN widths per block (default: " + _per_kind("filters", _commas) + ")"
+    )
+    vgg_layer: str = option(
+        "pool",
+        "frozen VGG features: pool (last conv block average-pooled, 512-d, any image size) "
+        "or fc7 (4096-d, needs --image-size 224)",
+        choices=tuple(FEATURE_DIMS),
+    )
+    vgg_weights: str | None = option(
+        None, "imagenet or a local weights file (default: random weights; 'none' says the same)"
+    )
+
+    @property
+    def frozen(self) -> bool:
+        return self.image_encoder in FROZEN_ENCODERS
+
+    @property
+    def side(self) -> int:
+        """The image side of a resolved config (:meth:`VQAConfig.resolved` fills it in)."""
+        return _resolved(self.image_size)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The compact CNN's filters of a resolved config."""
+        return _resolved(self.filters)
+
+    def check(self) -> None:
+        """Refuse settings the encoder cannot build, before any work is done."""
+        if self.image_encoder not in ENCODERS:
+            raise UserError(f"unknown image encoder {self.image_encoder!r} ({', '.join(ENCODERS)})")
+        if self.frozen and self.vgg_layer not in FEATURE_DIMS:
+            raise UserError(f"--vgg-layer must be fc7 or pool, not {self.vgg_layer!r}")
+        if self.frozen and self.vgg_layer == "fc7" and self.image_size != VGG_IMAGE_SIZE:
+            raise UserError(f"fc7 features need --image-size {VGG_IMAGE_SIZE}")
+        if self.image_size is not None and self.image_size < 32:
+            raise UserError("--image-size must be at least 32")
+        if self.filters is not None and (not self.filters or min(self.filters) < 1):
+            raise UserError("--filters must be positive integers")
+        weights = self.vgg_weights
+        if self.frozen and weights is not None and weights != "imagenet" and not Path(weights).is_file():
+            raise UserError(f"VGG weights file not found: {weights}")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The network kind and its sizes."""
+
+    model: str = option(
+        "cnn-lstm",
+        "cnn-lstm: pooled image vector (baseline); attention: question-guided attention over a "
+        "feature map with coordinates; relation: a question-conditioned relation module over "
+        "pairs of cells",
+        choices=KINDS,
+    )
+    embed_dim: int = option(64, "question word embedding size")
+    lstm_units: tuple[int, ...] = option((64,), "LSTM widths, one per layer")
+    hidden: int = option(128, "width of the fused vector and the answer head")
+    fusion: str = option("product", "how image and question vectors meet (cnn-lstm)", choices=FUSIONS)
+    dropout: float = option(0.2, "dropout before and after the answer head's dense layer")
+    hops: int = option(2, "attention rounds (--model attention)")
+    relation_units: int = option(64, "width of g, run per pair of cells (--model relation)")
+
+    @property
+    def spatial(self) -> bool:
+        """Whether the image branch keeps its feature map (and the model has attention)."""
+        return self.model in ("attention", "relation")
+
+    def check(self, encoder: EncoderConfig | None = None) -> None:
+        """Refuse settings the network cannot build (with ``encoder``: the pair, too)."""
+        if encoder is not None and self.spatial and encoder.frozen:
+            raise UserError(f"--model {self.model} needs the compact image encoder")
+        if self.model not in KINDS:
+            raise UserError(f"--model must be one of {', '.join(KINDS)}, not {self.model!r}")
+        if self.fusion not in FUSIONS:
+            raise UserError(f"--fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
+        sizes = (self.embed_dim, self.hidden, self.hops, self.relation_units, *self.lstm_units)
+        if not self.lstm_units or min(sizes) < 1:
+            raise UserError("embedding, LSTM, hidden and relation sizes and --hops must be positive")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is fitted (the defaults are the easy-VQA settings of the bench)."""
+
+    epochs: int = option(10, "most epochs (early stopping may end sooner)")
+    batch_size: int = option(
+        128, "questions per batch (about: an image's questions share a batch, so the CNN runs once per image)"
+    )
+    learning_rate: float | None = option(
+        None, "Adam learning rate (default: " + _per_kind("learning_rate", "{:g}".format) + ")"
+    )
+    val_fraction: float = option(0.1, "share of training images kept for validation / early stopping")
+    patience: int = option(3, "early stopping: epochs without a lower validation loss")
+    seed: int = option(0, "seed of Python, NumPy and Keras (the same seed, the same model)")
+    top_answers: int = option(1000, "answer vocabulary size (the most frequent training answers)")
+    max_length: int | None = option(
+        None, "question length in tokens (default: the longest training question, at most 30)"
+    )
+
+    def check(self) -> None:
+        """Refuse settings training cannot run with, before the data is read."""
+        if self.epochs < 1:
+            raise UserError("--epochs must be at least 1")
+        length = 1 if self.max_length is None else self.max_length
+        if min(self.batch_size, self.top_answers, length) < 1 or self.patience < 0:
+            raise UserError(
+                "--batch-size, --top-answers and --max-length must be positive, --patience not negative"
+            )
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise UserError("--learning-rate must be positive")
+
+
+@dataclass(frozen=True)
+class VQAConfig:
+    """The whole model: image encoder, network and training settings."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
+
+    def resolved(self) -> VQAConfig:
+        """This config with every "kind's default" (None) filled in from :data:`KIND_DEFAULTS`,
+        and checked: a setting the model cannot use is a :class:`UserError` here."""
+        self.network.check(self.encoder)
+        kind = KIND_DEFAULTS[self.network.model]
+        encoder, training = self.encoder, self.training
+        weights = encoder.vgg_weights
+        encoder = replace(
+            encoder,
+            image_size=_or(encoder.image_size, VGG_IMAGE_SIZE if encoder.frozen else kind.image_size),
+            filters=_or(encoder.filters, kind.filters),
+            vgg_weights=None if weights is None or weights.lower() == "none" else weights,
+        )
+        training = replace(training, learning_rate=_or(training.learning_rate, kind.learning_rate))
+        encoder.check()
+        training.check()
+        return replace(self, encoder=encoder, training=training)
+
+
+def _resolved(value: T | None) -> T:
+    """A "kind's default" field once :meth:`VQAConfig.resolved` has filled it in."""
+    if value is None:
+        raise ValueError("the config is not resolved: use VQAConfig.resolved()")
+    return value
+
+
+def _or(value, default):
+    """``value``, or ``default`` where it is None (0 stays 0, to be refused by the checks)."""
+    return default if value is None else value

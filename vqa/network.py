@@ -1,0 +1,257 @@
+"""The VQA networks: image features + LSTM question encoder -> reasoning -> softmax.
+
+Three kinds (``NetworkConfig.model``, ``vqa train --model``):
+
+* ``cnn-lstm``, the baseline: a globally pooled image vector and the question vector fused by
+  an element-wise product. It keeps *what* is in the image and throws away *where*.
+* ``attention``: the image stays a spatial feature map with two coordinate channels; the
+  question guides ``hops`` rounds of attention over its cells (stacked attention, Yang et al.
+  2016). Each hop conditions every cell on the current query (FiLM-style scale and shift,
+  then ReLU), scores the cells from that, reads the softmax-weighted cell (what and where it
+  is) and the max- and mean-pooled conditioned cells (is there one, how many), and updates
+  the query. Two hops answer "the object closest to the red one": the first finds
+  the red object and its coordinates, the second scores the others by distance to them.
+* ``relation``: a relation module (Santoro et al. 2017) over every pair of cells of a small
+  map (5x5 for 80x80 images and four CNN blocks), each cell with its mean colour and x, y;
+  ``g`` sees (cell i, cell j, question), its first layer scaled and shifted by the question
+  (FiLM), is summed over the pairs, and ``f`` (one dense layer) and the head answer.
+
+In both spatial kinds the question vector is batch-normalised: at the start the LSTM outputs
+of "Is the red object on the left?" and "Is the blue object at the top?" differ by a small
+fraction of their common part (std over questions 0.09 per feature after the layer
+normalisation used before), so nothing question-specific reached the cells and training sat
+on the question-only plateau (about 40% on the shapes set; position and colour at chance).
+
+Inputs are a batch of *images* (or cached image features), a batch of questions and, for
+each question, the index of its image in the image batch. The image branch runs once per
+image and its output is gathered per question (``keras.ops.take``), so the many questions
+of one image cost one CNN pass.
+"""
+
+from __future__ import annotations
+
+from recognisers.backend import import_keras
+from vqa.config import FEATURE_DIMS, EncoderConfig, NetworkConfig
+from vqa.features import build_compact_cnn
+
+ATTENTION_OUTPUT = "attention_maps"
+
+
+def _gather_layer():
+    import keras
+
+    class GatherRows(keras.layers.Layer):
+        """Row ``index[i]`` of ``table`` for every question ``i``."""
+
+        def call(self, table, index):
+            return keras.ops.take(table, keras.ops.cast(index, "int32"), axis=0)
+
+        def compute_output_shape(self, table_shape, index_shape):
+            return (index_shape[0], *table_shape[1:])
+
+    return GatherRows(name="gather_image_features")
+
+
+def _coordinate_layer():
+    import keras
+    from keras import ops
+
+    class CellsWithCoordinates(keras.layers.Layer):
+        """(n, h, w, c) feature map -> (n, h*w, c + 2) cells with their x, y in [-1, 1]."""
+
+        def call(self, fmap):
+            h, w = fmap.shape[1], fmap.shape[2]
+            ys, xs = ops.meshgrid(ops.linspace(-1.0, 1.0, h), ops.linspace(-1.0, 1.0, w), indexing="ij")
+            coords = ops.cast(ops.stack([xs, ys], axis=-1), fmap.dtype)
+            coords = ops.broadcast_to(coords[None], (ops.shape(fmap)[0], h, w, 2))
+            return ops.reshape(ops.concatenate([fmap, coords], axis=-1), (-1, h * w, fmap.shape[3] + 2))
+
+        def compute_output_shape(self, shape):
+            return (shape[0], shape[1] * shape[2], shape[3] + 2)
+
+    return CellsWithCoordinates(name="cells_with_coordinates")
+
+
+def _attention_layer(hops: int, units: int):
+    import keras
+    from keras import layers, ops
+
+    class QuestionGuidedAttention(keras.layers.Layer):
+        """``hops`` rounds of MLP-scored attention over the cells of each question's image.
+
+        Inputs: cells per image ``(n_images, cells, units)``, the image of each question, the
+        question vectors. Returns the final query and the maps ``(n, hops, cells)``.
+        """
+
+        def __init__(self, hops: int, units: int, **kwargs):
+            super().__init__(**kwargs)
+            self.hops, self.units = hops, units
+            self.cell_proj = [layers.Dense(units, name=f"cell{k}") for k in range(hops)]
+            self.query_proj = [layers.Dense(units, use_bias=False, name=f"query{k}") for k in range(hops)]
+            self.query_scale = [layers.Dense(units, use_bias=False, name=f"scale{k}") for k in range(hops)]
+            self.score = [layers.Dense(1, name=f"score{k}") for k in range(hops)]
+            self.update = [layers.Dense(units, activation="tanh", name=f"update{k}") for k in range(hops)]
+
+        def call(self, image_cells, index, query):
+            index = ops.cast(index, "int32")
+            cells = ops.take(image_cells, index, axis=0)
+            maps = []
+            for k in range(self.hops):
+                # the cell half of the scoring MLP runs once per image, not once per question
+                cell = ops.take(self.cell_proj[k](image_cells), index, axis=0)
+                # FiLM-style: the query scales and shifts the cell's features, so what is
+                # looked for (a colour, a place) selects cells from the first steps
+                scale = ops.expand_dims(1.0 + self.query_scale[k](query), 1)
+                hidden = ops.relu(cell * scale + ops.expand_dims(self.query_proj[k](query), 1))
+                weights = ops.softmax(ops.squeeze(self.score[k](hidden), -1), axis=-1)
+                read = ops.sum(ops.expand_dims(weights, -1) * cells, axis=1)
+                # the conditioned cells pooled: a direct path from every cell to the answer
+                # (soft counts, "is the red one on the left"), so learning need not wait
+                # for the softmax to find the right cell first
+                pooled = ops.concatenate([ops.max(hidden, axis=1), ops.mean(hidden, axis=1)], -1)
+                query = query + self.update[k](ops.concatenate([query, read, pooled], axis=-1))
+                maps.append(weights)
+            return query, ops.stack(maps, axis=1)
+
+        def compute_output_shape(self, image_cells_shape, index_shape, query_shape):
+            return (query_shape[0], self.units), (query_shape[0], self.hops, image_cells_shape[1])
+
+        def get_config(self):
+            return {**super().get_config(), "hops": self.hops, "units": self.units}
+
+    return QuestionGuidedAttention(hops, units, name="attention")
+
+
+def _relation_layer(units: int):
+    import keras
+    from keras import layers, ops
+
+    class QuestionConditionedRelations(keras.layers.Layer):
+        """A relation module (Santoro et al. 2017) over every ordered pair of cells.
+
+        ``g`` sees (cell i, cell j, question) and is summed over the pairs; its first layer
+        is linear, so it splits into a per-image part for each cell (computed once per
+        image) plus a per-question bias, and only the later layers run per pair and
+        question. Returns the summed relations and, as the map of where it looked, each
+        cell's share of the summed activations of the pairs it takes part in ``(n, 1, cells)``.
+        """
+
+        def __init__(self, units: int, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.first = layers.Dense(units, name="g_first")
+            self.second = layers.Dense(units, use_bias=False, name="g_second")
+            self.query = layers.Dense(units, use_bias=False, name="g_query")
+            self.scale = layers.Dense(units, use_bias=False, name="g_scale")
+            self.g = [layers.Dense(units, activation="relu", name=f"g{k}") for k in (1, 2)]
+
+        def call(self, image_cells, index, query):
+            index = ops.cast(index, "int32")
+            first = ops.take(self.first(image_cells), index, axis=0)[:, :, None]
+            second = ops.take(self.second(image_cells), index, axis=0)[:, None]
+            scale = 1.0 + self.scale(query)[:, None, None]
+            pairs = ops.relu((first + second) * scale + self.query(query)[:, None, None])
+            for dense in self.g:
+                pairs = dense(pairs)
+            summed = ops.mean(pairs, axis=(1, 2))
+            activity = ops.sum(pairs, axis=-1)
+            activity = ops.sum(activity, axis=1) + ops.sum(activity, axis=2)
+            share = activity / (ops.sum(activity, axis=-1, keepdims=True) + 1e-9)
+            return summed, share[:, None]
+
+        def compute_output_shape(self, image_cells_shape, index_shape, query_shape):
+            return (query_shape[0], self.units), (query_shape[0], 1, image_cells_shape[1])
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    return QuestionConditionedRelations(units, name="relations")
+
+
+def build_vqa_model(
+    encoder: EncoderConfig,
+    config: NetworkConfig,
+    vocabulary_size: int,
+    max_length: int,
+    n_answers: int,
+    image_dtype: str = "uint8",
+):
+    """The whole trainable network (the compact CNN inside it; frozen VGG features come in).
+
+    A spatial model has two outputs: the answers and the attention maps ``(n, hops, cells)``.
+    ``image_dtype="float32"`` builds the same network taking float pixels, for gradients
+    with respect to the image (saliency).
+    """
+    keras = import_keras()
+    from keras import layers
+
+    config.check(encoder)
+    if encoder.frozen:
+        images = keras.Input((FEATURE_DIMS[encoder.vgg_layer],), name="images")
+        image_features = images
+    else:
+        images = keras.Input((encoder.side, encoder.side, 3), dtype=image_dtype, name="images")
+        image_features = build_compact_cnn(encoder, not config.spatial, image_dtype)(images)
+    questions = keras.Input((max_length,), dtype="int32", name="questions")
+    image_index = keras.Input((), dtype="int32", name="image_index")
+
+    if config.spatial:
+        q = _question_vector(questions, config, vocabulary_size)
+        x, maps = _attend(images, image_features, image_index, q, encoder, config)
+    else:  # the baseline's layers are made in their original order (same seeded init)
+        v = layers.Dense(config.hidden, activation="tanh", name="image_dense")(image_features)
+        v = _gather_layer()(v, image_index)
+        q = _question_vector(questions, config, vocabulary_size)
+        x = (
+            layers.Multiply(name="fuse_product")([v, q])
+            if config.fusion == "product"
+            else layers.Concatenate(name="fuse_concat")([v, q])
+        )
+    x = layers.Dropout(config.dropout)(x)
+    x = layers.Dense(config.hidden, activation="relu", name="head_dense")(x)
+    x = layers.Dropout(config.dropout)(x)
+    answers = layers.Dense(n_answers, activation="softmax", name="answers")(x)
+    outputs = [answers, layers.Identity(name=ATTENTION_OUTPUT)(maps)] if config.spatial else answers
+    return keras.Model([images, questions, image_index], outputs, name="vqa")
+
+
+def _question_vector(questions, config: NetworkConfig, vocabulary_size: int):
+    """Embedding -> LSTM(s) -> dense: the question as one vector of ``hidden`` values."""
+    from keras import layers
+
+    q = layers.Embedding(vocabulary_size, config.embed_dim, mask_zero=True, name="embedding")(questions)
+    for i, units in enumerate(config.lstm_units):
+        last = i == len(config.lstm_units) - 1
+        q = layers.LSTM(units, return_sequences=not last, name=f"lstm{i}")(q)
+    if config.spatial:
+        # what tells questions apart (which colour, which side) is a small part of the LSTM
+        # output at first; normalising each feature over the batch makes it unit-sized
+        q = layers.Dense(config.hidden, name="question_dense")(q)
+        return layers.BatchNormalization(momentum=0.9, name="question_norm")(q)
+    return layers.Dense(config.hidden, activation="tanh", name="question_dense")(q)
+
+
+def _attend(images, feature_map, image_index, q, encoder: EncoderConfig, config: NetworkConfig):
+    """Cells (CNN features, mean colour, coordinates) -> question-guided attention."""
+    from keras import layers
+
+    # each cell's mean colour beside the CNN features: colour is there from the first step
+    side = feature_map.shape[1]  # cells per side
+    pixels = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="cell_pixels_scale")(images)
+    pixels = layers.AveragePooling2D(encoder.side // side, name="cell_pixels")(pixels)
+    features = layers.Concatenate(name="cell_features")([feature_map, pixels])
+    cells = _coordinate_layer()(features)
+    if config.model == "relation":
+        x, maps = _relation_layer(config.relation_units)(cells, image_index, q)
+        return layers.Dense(config.hidden, activation="relu", name="f_dense")(x), maps
+    cells = layers.Dense(config.hidden, name="cell_dense")(cells)
+    return _attention_layer(config.hops, config.hidden)(cells, image_index, q)
+
+
+def answers_view(network):
+    """The network with the answers as its only output (what training and answering use)."""
+    import keras
+
+    if len(network.outputs) == 1:
+        return network
+    return keras.Model(network.inputs, network.outputs[0], name="vqa_answers")
