@@ -158,13 +158,13 @@ def add_audit_parser(sub) -> None:
         "--human-usd-per-1000",
         type=float,
         default=d.human_usd_per_1000,
-        help="what a human solving service charges per 1000 CAPTCHAs (default: Motoyama et al. 2010)",
+        help="USD a human solving service asks per 1000 CAPTCHAs (default: %(default)s, Motoyama 2010)",
     )
     p.add_argument(
         "--human-seconds",
         type=float,
         default=d.human_seconds,
-        help="a human solving service's seconds per CAPTCHA (default: Motoyama et al. 2010)",
+        help="a human solving service's seconds per CAPTCHA (default: %(default)s, Motoyama et al. 2010)",
     )
     p.add_argument("--force", action="store_true", help="replace a previous audit in OUT")
 
