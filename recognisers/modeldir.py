@@ -30,10 +30,9 @@ META_FILE = "meta.json"
 
 def versions() -> dict[str, str]:
     """Library versions recorded in every ``meta.json`` (what made this model)."""
+    keras = import_keras()  # first: it imports TensorFlow with the start-up lines hidden
     import numpy
     import tensorflow
-
-    keras = import_keras()
 
     return {
         "project": __version__,

@@ -101,3 +101,16 @@ def test_written_files_follow_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "model" / "meta.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
+
+
+def test_recording_versions_first_keeps_tensorflow_quiet():
+    """`captcha audit` writes meta.json before any model exists: that must not print TF's lines."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "CUDA"))}
+    code = "from recognisers.modeldir import versions; print(versions()['tensorflow'])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip()
+    assert proc.stderr == ""
