@@ -298,6 +298,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
             from recognisers.modeldir import read_meta
 
             meta = read_meta(args.model, KIND, FORMAT_VERSION)
+            if meta.get("reader") != "segment":
+                raise UserError(
+                    f"{args.model} holds a {meta.get('reader')} reader, which has no segmentation settings "
+                    "of its own: add --read to draw the boxes it reads"
+                )
             settings, lengths = CaptchaSolver.settings_from_meta(meta, args.model)
         else:
             settings, lengths = SegmentSettings(0.5 * gray.shape[0], args.line_kernel), None

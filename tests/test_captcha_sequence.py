@@ -98,6 +98,17 @@ def test_save_and_load_give_identical_predictions(reader, folders, tmp_path):
         reader.save(tmp_path / "m")
 
 
+def test_segment_with_a_sequence_model_says_to_read(reader, folders, tmp_path, capsys):
+    from captcha.cli import main
+
+    reader.save(tmp_path / "m")
+    image = str(load_folder(folders / "test")[0].path)
+    cut = ["segment", image, "--model", str(tmp_path / "m"), "--out", str(tmp_path / "b.png")]
+    assert main(cut) == 1
+    assert "holds a sequence reader" in capsys.readouterr().err and not (tmp_path / "b.png").exists()
+    assert main([*cut, "--read"]) == 0 and (tmp_path / "b.png").is_file()
+
+
 def test_transparent_background_reads_as_white(reader, folders):
     path = load_folder(folders / "test")[0].path
     rgb = np.asarray(Image.open(path).convert("RGB"))
