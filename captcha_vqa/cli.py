@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import replace
 
 from captcha_vqa.config import API_KEY_ENV, CONFIG_ENV, ServeConfig
 from recognisers.backend import quiet_tensorflow
-from recognisers.errors import UserError, run_cli
+from recognisers.contract import add_config_options, config_from_args
+from recognisers.errors import ArgumentParser, UserError, run_cli
 
 PROG = "captcha-vqa"
 DEFAULTS = ServeConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Both recognisers behind one command.")
+    parser = ArgumentParser(prog=PROG, description="Both recognisers behind one command.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
         "serve",
@@ -26,26 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--captcha", metavar="MODEL_DIR", help="a model directory from `captcha train`")
     p.add_argument("--vqa", metavar="MODEL_DIR", help="a model directory from `vqa train`")
-    p.add_argument("--host", default=DEFAULTS.host, help="address to bind (default: loopback only)")
-    p.add_argument("--port", type=int, default=DEFAULTS.port)
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=DEFAULTS.workers,
-        help="worker processes, each with its own copy of the models",
-    )
-    p.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=DEFAULTS.max_body_bytes,
-        help="largest request body accepted (default: %(default)s)",
-    )
-    p.add_argument(
-        "--max-side",
-        type=int,
-        default=DEFAULTS.max_side,
-        help="largest image width or height accepted (default: %(default)s)",
-    )
+    add_config_options(p, ServeConfig)
     return parser
 
 
@@ -56,8 +38,7 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         value = getattr(args, name)
         if value < (0 if name == "port" else 1) or (name == "port" and value > 65535):
             raise UserError(f"--{name.replace('_', '-')} {value} is out of range")
-    options = {f.name: getattr(args, f.name) for f in fields(ServeConfig) if hasattr(args, f.name)}
-    return ServeConfig(captcha_dir=args.captcha, vqa_dir=args.vqa, **options)
+    return replace(config_from_args(ServeConfig, args, DEFAULTS), captcha_dir=args.captcha, vqa_dir=args.vqa)
 
 
 def build_app_from_env():

@@ -1,10 +1,11 @@
-"""Every default of the server in one frozen dataclass: the CLI and the tests take them from here."""
+"""Every default of the server in one frozen dataclass: the CLI options are built from it."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
 
+from recognisers.contract import option
 from recognisers.images import MAX_PIXELS
 
 API_KEY_ENV = "CAPTCHA_VQA_API_KEY"  # when set, /v1/* requires it in the API_KEY_HEADER
@@ -18,11 +19,13 @@ class ServeConfig:
 
     captcha_dir: str | None = None
     vqa_dir: str | None = None
-    host: str = "127.0.0.1"  # loopback unless told otherwise
-    port: int = 8000
-    workers: int = 1  # processes; each loads its own copy of the models
-    max_body_bytes: int = 8 * 1024 * 1024  # a request body over this is refused unread (413)
-    max_side: int = 4096  # an image wider or taller is refused before decoding (413)
+    host: str = option("127.0.0.1", "address to bind (loopback unless told otherwise)")
+    port: int = option(8000, "port to listen on")
+    workers: int = option(1, "worker processes, each with its own copy of the models")
+    max_body_bytes: int = option(
+        8 * 1024 * 1024, "largest request body accepted; a larger one is refused unread"
+    )
+    max_side: int = option(4096, "largest image width or height accepted; checked before decoding")
     max_pixels: int = MAX_PIXELS  # the file tools' limit, checked from the header (413)
     max_images: int = 64  # per /v1/captcha/read request
     max_questions: int = 32  # per /v1/vqa/answer request
