@@ -157,3 +157,65 @@ def test_attention_needs_the_compact_encoder(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["vqa: error: --model attention needs the compact image encoder"]
     assert not (tmp_path / "m").exists()
+
+
+def every_colour_questions(folder, images: int, seed: int) -> list[dict]:
+    """Scenes with, for each of their six objects, its shape and which half it is in."""
+    from vqa.shapes import draw_scene, random_scene
+
+    rng, config = np.random.default_rng(seed), ShapesConfig()
+    (folder / "images").mkdir(parents=True)
+    lines = []
+    for i in range(images):
+        scene = random_scene(rng, config)
+        name = f"images/{i}.png"
+        draw_scene(scene, config).save(folder / name)
+        for colour, (shape, x, y) in scene.objects.items():
+            middle = config.size / 2
+            lines += [
+                {"image": name, "question": f"What shape is the {colour} object?", "answer": shape},
+                {
+                    "image": name,
+                    "question": f"Is the {colour} object on the left?",
+                    "answer": "yes" if x < middle else "no",
+                },
+                {
+                    "image": name,
+                    "question": f"Is the {colour} object at the top?",
+                    "answer": "yes" if y < middle else "no",
+                },
+            ]
+    (folder / MANIFEST).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return lines
+
+
+def test_the_heat_for_the_red_object_covers_the_red_object(tmp_path):
+    """A small attention model, trained for a minute, looks at the object the question names."""
+    from vqa.config import EncoderConfig, NetworkConfig, TrainConfig, VQAConfig
+    from vqa.data import read_jsonl
+    from vqa.model import VQAModel
+
+    every_colour_questions(tmp_path / "train", 400, seed=3)
+    config = VQAConfig(
+        encoder=EncoderConfig(filters=(8, 16, 16)),
+        network=NetworkConfig(model="attention", hidden=32, embed_dim=16, lstm_units=(16,)),
+        training=TrainConfig(epochs=10, batch_size=64, learning_rate=3e-3),
+    )
+    model = VQAModel(config).fit(read_jsonl(tmp_path / "train" / MANIFEST), verbose=0)
+    covered = []
+    for scene in range(12):
+        lines = every_colour_questions(tmp_path / f"test{scene}", 1, seed=100 + scene)
+        path = tmp_path / f"test{scene}" / lines[0]["image"]
+        pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        red = np.abs(pixels - COLOURS["red"]).sum(axis=-1) < 40
+        heat = model.explain(path, "What shape is the red object?").heat
+        # the red object's share of the heat, the heat scaled up to the image (cells -> pixels)
+        scale = pixels.shape[0] / heat.shape[0]
+        rows, cols = (
+            (np.arange(pixels.shape[0]) / scale).astype(int),
+            (np.arange(pixels.shape[1]) / scale).astype(int),
+        )
+        full = heat[rows][:, cols]
+        peak = np.unravel_index(np.argmax(full), full.shape)
+        covered.append(bool(np.hypot(*(np.array(peak) - np.argwhere(red).mean(axis=0))) < 1.5 * scale))
+    assert sum(covered) >= 10, covered
