@@ -241,7 +241,7 @@ def _question_vector(questions, config: NetworkConfig, vocabulary_size: int):
     A spatial model also takes the mean of the word embeddings beside the LSTM state: which
     words the question holds ("red", "left") is then in the vector from the first step,
     before the LSTM has learnt to carry it to its last state. On a generated shapes set this
-    took the attention model from 63% to 86% validation accuracy after four epochs.
+    took the attention model from 63% to 86% validation accuracy after five epochs.
     """
     from keras import layers
 
