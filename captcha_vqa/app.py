@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path  # Swagger UI's own files, served here: no CDN
 
+from captcha.data import MAX_SIDE
 from captcha_vqa.batching import MicroBatcher
 from captcha_vqa.config import API_KEY_ENV, API_KEY_HEADER, ServeConfig, api_key
 from captcha_vqa.models import Loaded, reader_name
@@ -144,7 +145,10 @@ def create_app(config: ServeConfig, loaded: Loaded) -> FastAPI:
         arrays = await decoded(fields.images, config, "L")
         readings = await reader.submit(arrays)
         ms = round((time.perf_counter() - started) * 1000, 2)
-        results = [captcha_result(r, i, loaded.captcha, ms) for i, r in enumerate(readings)]
+        results = [
+            captcha_result(r, i, loaded.captcha, ms, a.shape)
+            for i, (r, a) in enumerate(zip(readings, arrays))
+        ]
         return CaptchaResponse.model_validate({"results": results})
 
     @app.post(
@@ -249,14 +253,20 @@ def parse_top(values: list[str], config: ServeConfig) -> int:
     raise ApiError(422, f"top must be one whole number from 1 to {config.max_top}")
 
 
-def captcha_result(reading, index: int, model, ms: float) -> dict:
+def captcha_result(reading, index: int, model, ms: float, shape: tuple[int, ...]) -> dict:
+    """One reading as the API answers it, its boxes in the pixels of the image sent.
+
+    A reader shrinks an image whose longer side is over ``MAX_SIDE`` and finds its boxes
+    there; the page draws them on the image as sent, so they are scaled back.
+    """
     if isinstance(reading, UserError):
         raise ApiError(422, f"image {index + 1} cannot be read: {reading}")
+    scale = max(1.0, max(shape[:2]) / MAX_SIDE)
     return {
         "text": reading.text,
         "confidence": round(reading.confidence, 6),
         "characters": [
-            {"char": c, "probability": round(p, 6), "box": [int(v) for v in box]}
+            {"char": c, "probability": round(p, 6), "box": [round(v * scale) for v in box]}
             for c, p, box in zip(reading.text, reading.char_confidences, reading.boxes)
         ],
         "reader": reader_name(model),

@@ -95,6 +95,17 @@ def test_captcha_read_multipart_matches_the_model_in_order(client, loaded, captc
         assert 0 <= x0 < x1 and 0 <= y0 < y1 and 0 < c["probability"] <= 1
 
 
+def test_boxes_of_a_huge_captcha_are_in_the_pixels_sent(client, captchas):
+    """Readers shrink images over 1,024 px a side; the boxes come back in the sent image's pixels."""
+    small = Image.open(io.BytesIO(captchas[0][2])).convert("L")
+    factor = -(-1200 // small.width)  # a whole factor taking the width past 1,024
+    big = small.resize((small.width * factor, small.height * factor), Image.Resampling.NEAREST)
+    results = [client.post(READ, files=files(png(im))).json()["results"][0] for im in (small, big)]
+    assert results[1]["text"] == results[0]["text"]
+    for a, b in zip(results[0]["characters"], results[1]["characters"]):
+        assert np.allclose(np.array(b["box"]) / factor, a["box"], atol=2), (a["box"], b["box"])
+
+
 def test_captcha_read_json_base64_and_data_uri(client, captchas):
     (_, _, a), (_, _, b) = captchas[:2]
     uri = "data:image/png;base64," + base64.b64encode(b).decode()
