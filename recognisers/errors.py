@@ -26,6 +26,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         nothing = action.default is None or action.default is False or action.default == argparse.SUPPRESS
         if nothing or "default" in (action.help or ""):  # `is`: a default of 0 is shown
             return action.help
+        if isinstance(action.default, (tuple, list)):  # shown as it is typed: 64,32
+            return f"{action.help} (default: {','.join(map(str, action.default))})"
         return super()._get_help_string(action)
 
 

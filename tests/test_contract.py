@@ -72,7 +72,7 @@ def test_cli_refuses_bad_values_with_usage_error(capsys):
 def test_help_shows_each_default_once():
     text = " ".join(parser().format_help().split())
     assert "most epochs (default: 10)" in text
-    assert "(default: (8, 16))" in text
+    assert "(default: 8,16)" in text  # as it is typed
     assert "most items (default: all)" in text and "default: None" not in text
     assert "--internal" not in text
 
