@@ -15,6 +15,8 @@ from captcha.model import Reading, SegmentConfig
 from captcha.readers import CaptchaReader, ChoiceConfig, ReaderConfig, VotingReader, judge
 from captcha.sequence import SequenceConfig, SequenceReader, greedy_paths, learning_rate
 from captcha.synth import generate
+from recognisers.contract import config_from_json
+from recognisers.errors import UserError
 
 CHARSET = "ABCDEFGH23"
 TINY = SequenceConfig(
@@ -236,3 +238,15 @@ def test_the_learning_rate_holds_its_peak_on_the_ctc_plateau_then_settles_to_zer
     rates = [learning_rate(config, epoch, 10, 4) for epoch in range(4, 10)]
     assert rates[0] == 0.01 and all(a > b for a, b in itertools.pairwise(rates))
     assert 0 < rates[-1] < 0.001  # the last planned epoch trains at a small rate
+
+
+def test_models_saved_with_the_retired_wall_clock_settings_still_load():
+    """Older models saved lr_patience (sequence) and time budgets (auto): read and ignored, nothing else."""
+    old = {
+        "sequence": {"lr_patience": 3, "seed": 4},
+        "choice": {"time_budget": 540.0, "min_sequence_seconds": 360},
+    }
+    config = config_from_json(ReaderConfig, old, "m/meta.json")
+    assert config.sequence == SequenceConfig(seed=4) and config.choice == ChoiceConfig()
+    with pytest.raises(UserError, match="unknown field.*config.sequence.lr_halving"):
+        config_from_json(ReaderConfig, {"sequence": {"lr_halving": 3}}, "m/meta.json")
