@@ -201,20 +201,17 @@ Trainer = Callable[[list[Sample], int, float, AuditConfig], Any]  # returns a fi
 def fit_reader(samples: list[Sample], seed: int, cap: float, config: AuditConfig):
     """The default reader choice fitted within ``cap`` seconds (the readers' contract; not saved)."""
     from captcha.model import SegmentConfig
-    from captcha.readers import CaptchaReader, ChoiceConfig, ReaderConfig
+    from captcha.readers import CaptchaReader, ReaderConfig
     from captcha.sequence import SequenceConfig
 
     segment, sequence = SegmentConfig(seed=seed), SequenceConfig(seed=seed)
     if config.epochs:
         segment, sequence = replace(segment, epochs=config.epochs), replace(sequence, epochs=config.epochs)
+    # the audit's whole run has a wall-clock budget, so the sequence reader gets a wall-clock
+    # cap on top of its step budget (under auto, half the fit's share: the segmenter trains first)
+    seconds = cap / 2 if config.reader == "auto" else cap
     reader_config = ReaderConfig(
-        reader=config.reader,
-        segment=segment,
-        sequence=replace(sequence, max_seconds=min(sequence.max_seconds, cap)),
-        choice=ChoiceConfig(
-            time_budget=min(ChoiceConfig.time_budget, cap),
-            min_sequence_seconds=min(ChoiceConfig.min_sequence_seconds, cap / 2),
-        ),
+        reader=config.reader, segment=segment, sequence=replace(sequence, max_seconds=seconds)
     )
     try:
         return CaptchaReader(reader_config).fit(samples, log=lambda _: None, verbose=False)

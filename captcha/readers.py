@@ -1,7 +1,8 @@
 """The reader choice (:class:`CaptchaReader`): the segmenting reader, the sequence reader, or both.
 
 ``reader="auto"`` (the default) carves a validation slice from the training samples that
-neither reader trains on, trains both on the rest within a time budget, reads the slice with
+neither reader trains on, trains both on the rest (each within its own budget, counted in
+epochs and steps, so that a seeded run repeats on any machine), reads the slice with
 each (and with the two voting: the segmenter also reads what the sequence reader is unsure
 of), and keeps whichever reads more of it right. The choice, every candidate's validation
 accuracy and the reason go into ``meta.json``; a model directory says which reader it holds
@@ -14,9 +15,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -45,13 +46,10 @@ VOTE_GATE = 0.9  # a sequence reading at least this confident is kept without as
 class ChoiceConfig:
     """Defaults of ``reader="auto"``."""
 
+    # saved by older models, whose auto shared a wall-clock budget between the readers
+    RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({"time_budget", "min_sequence_seconds"})
+
     choice_fraction: float = option(0.1, "auto: share of the training images held out to choose the reader")
-    time_budget: float = option(
-        540.0, "auto: seconds for training both readers (the sequence reader gets the rest)"
-    )
-    min_sequence_seconds: float = option(
-        360.0, "auto: seconds the sequence reader gets however long the segmenter took"
-    )
 
 
 @dataclass(frozen=True)
@@ -207,8 +205,6 @@ def choose(
     started = time.perf_counter()
     log(f"auto: training both readers on {len(rest)} images, choosing on {len(held)} others")
     segment = CaptchaSolver(config.segment).fit(rest, log, verbose)
-    budget = max(choice.min_sequence_seconds, choice.time_budget - (time.perf_counter() - started))
-    sequence = replace(sequence, max_seconds=min(sequence.max_seconds, budget))
     reader = SequenceReader(sequence).fit(rest, log, verbose)
     models: dict[str, CaptchaModel] = {"segment": segment, "sequence": reader}
     selection = judge(models, held, sequence.case)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -44,11 +44,20 @@ from recognisers.training import set_seed
 READER = "sequence"  # every CAPTCHA reader shares model.KIND and FORMAT_VERSION
 MODEL_FILE = "sequence_ctc.keras"
 POOL_X = 4  # the CNN shrinks x by this much: one CTC frame per 4 input columns
+# Most optimizer steps of one training. The batch grows with the folder (about 100 steps per
+# epoch from 1,600 training images on), so the work grows with it too. Measured: cc-digits
+# (3,242 images to train on, batch 32, inputs 32 x 96) ran 2,448 steps in 418 s, 5.9 steps
+# (190 images) per second, on one pinned core while other jobs ran; auto's two readers took
+# 596 s on its 4,002 images there. 5,000 images (batch 40) scale to about 530 s for this
+# reader and 12 minutes for both on that one core: the 10 minutes are for two cores.
+STEP_BUDGET = 2500
 
 
 @dataclass(frozen=True)
 class SequenceConfig:
     """Every default of the sequence reader (saved whole in meta.json)."""
+
+    RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({"lr_patience"})  # saved by older models
 
     height: int = option(32, "sequence reader: input height in pixels")
     input_width: int = option(0, "sequence reader: input width (0: from the training images' median aspect)")
@@ -60,34 +69,43 @@ class SequenceConfig:
     dropout: float = option(0.25, "sequence reader: dropout before and after the GRU")
     augment: bool = option(True, "sequence reader: small shifts, zooms and rotations while training")
     batch_size: int = option(0, "sequence reader: batch size (0: about 100 steps per epoch, 16 to 64)")
-    learning_rate: float = option(2e-3, "sequence reader: Adam's learning rate")
-    epochs: int = option(60, "sequence reader: most epochs")
-    patience: int = option(8, "sequence reader: epochs without a better validation reading before stopping")
-    lr_patience: int = option(
-        3, "sequence reader: epochs without a better validation reading before the learning rate halves"
+    learning_rate: float = option(
+        2e-3, "sequence reader: Adam's peak learning rate (a cosine takes it to 0 once validation reads)"
     )
+    epochs: int = option(60, "sequence reader: most epochs")
+    max_steps: int = option(
+        STEP_BUDGET,
+        "sequence reader: most optimizer steps (the training budget, counted in work: a seeded run "
+        "trains the same model on any machine)",
+    )
+    patience: int = option(8, "sequence reader: epochs without a better validation reading before stopping")
     val_fraction: float = option(
         0.1, "sequence reader: share of its training images that picks the best epoch"
     )
     max_seconds: float = option(
-        420.0, "sequence reader: training-time budget in seconds (the best epoch is kept)"
+        0.0,
+        "sequence reader: optional wall-clock cap in seconds (0: none; with a cap, training "
+        "stops earlier on a slower or busier machine, so a seeded run no longer repeats)",
     )
     case: str = option("keep", "how labels are normalised: upper, lower or keep", choices=CASES)
     seed: int = option(0, "seed of every random choice: the same seed trains the same model")
 
     def problem(self) -> str:
         """What makes this config unusable, or "" when nothing does."""
-        if min(self.height, self.max_width, self.rnn_units, self.epochs, self.patience, self.lr_patience) < 1:
-            return "height, max_width, rnn_units, epochs, patience and lr_patience must be at least 1"
+        if min(self.height, self.max_width, self.rnn_units, self.epochs, self.max_steps, self.patience) < 1:
+            return "height, max_width, rnn_units, epochs, max_steps and patience must be at least 1"
         if len(self.filters) < 2 or min(self.filters) < 1 or self.input_width < 0 or self.batch_size < 0:
             return "filters needs two positive counts at least; input_width and batch_size at least 0"
         if not (
             0 <= self.dropout < 1
             and 0 < self.val_fraction < 1
             and self.learning_rate > 0
-            and self.max_seconds > 0
+            and self.max_seconds >= 0
         ):
-            return "dropout must lie in [0, 1), val_fraction in (0, 1), learning_rate and max_seconds above 0"
+            return (
+                "dropout must lie in [0, 1), val_fraction in (0, 1), learning_rate above 0, "
+                "max_seconds at least 0"
+            )
         return ""
 
 
@@ -146,6 +164,20 @@ def build_network(config: SequenceConfig, width: int, n_classes: int):
     x = layers.Dropout(config.dropout)(x)
     logits = layers.Dense(n_classes + 1, name="logits")(x)
     return keras.Model(inputs, logits, name="sequence_ctc")
+
+
+def learning_rate(config: SequenceConfig, epoch: int, epochs: int, reading_from: int | None) -> float:
+    """The rate of an epoch: the peak until the validation slice is first read, then a cosine to 0.
+
+    CTC first sits on a plateau (blanks everywhere) for a number of steps that depends on the
+    data, and a high rate gets it off soonest; once it reads, the cosine spends the rest of the
+    planned epochs settling, so a run that the budget ends is a settled model (halving the rate
+    on a validation plateau left a budget-limited run still swinging at a high rate).
+    """
+    if reading_from is None:
+        return config.learning_rate
+    done = (epoch - reading_from) / (epochs - reading_from)
+    return config.learning_rate * 0.5 * (1 + math.cos(math.pi * done))
 
 
 def inference_function(model):
@@ -235,18 +267,25 @@ class SequenceReader(CaptchaModel):
         val, train = order[:n_val], order[n_val:]
         if len(train) == 0:
             raise UserError("too few training images: need at least two")
+        batch = cfg.batch_size or int(np.clip(len(train) // 100, 16, 64))
+        steps_per_epoch = math.ceil(len(train) / batch)
+        epochs = min(cfg.epochs, max(1, cfg.max_steps // steps_per_epoch))
         self.model, self._forward = build_network(cfg, self.width, len(self.charset)), None
         self.model.compile(
-            optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=ctc_loss, jit_compile=False
+            optimizer=keras.optimizers.Adam(cfg.learning_rate),
+            loss=ctc_loss,
+            jit_compile=False,
         )
-        batch = cfg.batch_size or int(np.clip(len(train) // 100, 16, 64))
         data = dataset(x[train], y[train], batch, cfg.seed)
-        best = self.train_epochs(data, x[val], [labels[i] for i in val], log if verbose else None)
+        best = self.train_epochs(data, epochs, x[val], [labels[i] for i in val], log if verbose else None)
         self.training = {
             "images": len(samples),
             "readable": len(labels),
             "train_images": len(train),
             "validation_images": len(val),
+            "batch_size": batch,
+            "planned_epochs": epochs,
+            "steps": best["epochs_run"] * steps_per_epoch,
             **best,
             "seconds": round(time.perf_counter() - started, 1),
         }
@@ -258,14 +297,18 @@ class SequenceReader(CaptchaModel):
         return self
 
     def train_epochs(
-        self, data, x_val: np.ndarray, val_labels: list[str], log: Callable[[str], None] | None
+        self,
+        data,
+        epochs: int,
+        x_val: np.ndarray,
+        val_labels: list[str],
+        log: Callable[[str], None] | None,
     ) -> dict:
-        """Epochs until patience or the time budget runs out; the best epoch's weights are kept.
+        """``epochs`` epochs (the step budget's), fewer on patience; the best epoch's weights are kept.
 
-        The learning rate halves after ``lr_patience`` epochs without a better reading: the
-        validation reading swings from epoch to epoch until the rate is small. Neither counts
-        before the first image is read right: CTC first sits on a plateau (blanks everywhere)
-        for a number of steps that depends on the data, not on the learning rate.
+        The learning rate follows :func:`learning_rate`. Patience does not count before the
+        first image is read right: CTC first sits on a plateau (blanks everywhere) for a number
+        of steps that depends on the data.
 
         "Best" is the higher validation sequence accuracy, then the lower validation loss:
         CTC often reads nothing right for several epochs while its loss falls, and those
@@ -274,8 +317,12 @@ class SequenceReader(CaptchaModel):
         cfg, started = self.config, time.perf_counter()
         y_val = encode_labels(val_labels, self.charset, max(self.lengths))
         best = (-1.0, math.inf, 0, None)  # accuracy, loss, epoch, weights
-        self.history, stopped_by = [], "epochs"
-        for epoch in range(cfg.epochs):
+        self.history = []
+        stopped_by = "step budget" if epochs < cfg.epochs else "epochs"
+        reading_from = None  # the first epoch after one that read a validation image right
+        for epoch in range(epochs):
+            rate = learning_rate(cfg, epoch, epochs, reading_from)
+            self.model.optimizer.learning_rate.assign(rate)
             fitted = self.model.fit(
                 data, initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=False
             )  # the dataset shuffles
@@ -289,25 +336,24 @@ class SequenceReader(CaptchaModel):
                     "loss": fitted.history["loss"][-1],
                     "val_loss": loss,
                     "val_sequence_accuracy": acc,
+                    "learning_rate": rate,
                     "seconds": round(elapsed, 1),
                 }
             )
             if log:
                 log(
-                    f"epoch {epoch + 1}: loss {self.history[-1]['loss']:.3f}, validation loss "
-                    f"{loss:.3f}, sequence accuracy {acc:.4f} ({elapsed:.0f} s)"
+                    f"epoch {epoch + 1}/{epochs}: loss {self.history[-1]['loss']:.3f}, validation "
+                    f"loss {loss:.3f}, sequence accuracy {acc:.4f} ({elapsed:.0f} s)"
                 )
+            if reading_from is None and acc > 0:
+                reading_from = epoch + 1
             if acc > best[0] or (acc == best[0] and loss < best[1]):
                 best = (acc, loss, epoch, self.model.get_weights())
-            waited = epoch - best[2] if best[0] > 0 else 0  # the plateau before reading starts
-            if waited >= cfg.patience:
+            if best[0] > 0 and epoch - best[2] >= cfg.patience:
                 stopped_by = "no better validation reading"
                 break
-            if waited and waited % cfg.lr_patience == 0:
-                rate = self.model.optimizer.learning_rate
-                rate.assign(rate * 0.5)
-            if epoch and 2 * elapsed - self.history[-2]["seconds"] > cfg.max_seconds:  # one more won't fit
-                stopped_by = "time budget"
+            if cfg.max_seconds and epoch and 2 * elapsed - self.history[-2]["seconds"] > cfg.max_seconds:
+                stopped_by = "time cap"  # one more epoch would not fit
                 break
         self.model.set_weights(best[3])
         return {

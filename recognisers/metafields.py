@@ -78,13 +78,14 @@ def typed_field(obj: Any, name: str, hint: Any, where: str, prefix: str = "") ->
 def dataclass_from_meta(cls: type[T], obj: Any, where: str, prefix: str = "") -> T:
     """A config dataclass from its JSON form; every present field type-checked, unknown ones refused.
 
-    Absent fields take the dataclass default (older models saved fewer settings).
+    Absent fields take the dataclass default (older models saved fewer settings); the names in
+    the class's ``RETIRED_FIELDS`` (settings older models saved that no longer exist) are ignored.
     """
     if not isinstance(obj, dict):
         raise UserError(f"{where} is damaged: {prefix.rstrip('.')} must be an object, not {obj!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(obj) - set(names))
+    unknown = sorted(set(obj) - set(names) - set(getattr(cls, "RETIRED_FIELDS", ())))
     if unknown:
         raise UserError(f"{where} is damaged: unknown field(s) {', '.join(prefix + u for u in unknown)}")
     return cls(**{name: _field(obj, name, hints[name], where, prefix) for name in names if name in obj})

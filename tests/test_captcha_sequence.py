@@ -1,5 +1,6 @@
 """The sequence reader (CNN + BiGRU + CTC) and the reader choice, on tiny generated folders."""
 
+import itertools
 import json
 from dataclasses import replace
 
@@ -12,8 +13,10 @@ from captcha.cli import main
 from captcha.data import Sample, load_folder
 from captcha.model import Reading, SegmentConfig
 from captcha.readers import CaptchaReader, ChoiceConfig, ReaderConfig, VotingReader, judge
-from captcha.sequence import SequenceConfig, SequenceReader, greedy_paths
+from captcha.sequence import SequenceConfig, SequenceReader, greedy_paths, learning_rate
 from captcha.synth import generate
+from recognisers.contract import config_from_json
+from recognisers.errors import UserError
 
 CHARSET = "ABCDEFGH23"
 TINY = SequenceConfig(
@@ -23,7 +26,6 @@ TINY = SequenceConfig(
     epochs=10,
     patience=10,
     augment=False,
-    max_seconds=300,
     learning_rate=4e-3,
     batch_size=16,
     seed=0,
@@ -216,3 +218,35 @@ def test_a_voting_model_saves_and_loads_through_the_reader_choice(reader, folder
     before, after = model.predict_batch(paths), loaded.predict_batch(paths)
     assert [(r.text, r.reader) for r in before] == [(r.text, r.reader) for r in after]
     np.testing.assert_allclose([r.confidence for r in before], [r.confidence for r in after], rtol=1e-5)
+
+
+def test_the_step_budget_sets_the_epochs_and_a_seeded_training_repeats_exactly(folders):
+    """The budget is counted in optimizer steps, not seconds: the same seed trains the same weights."""
+    samples = load_folder(folders / "train")[:60]  # 54 to train on: 4 steps of 16 per epoch
+    config = replace(TINY, filters=(8, 8), rnn_units=8, augment=True, max_steps=12, epochs=5)
+    first, second = (SequenceReader(config).fit(samples, log=lambda _: None) for _ in range(2))
+    assert first.training["planned_epochs"] == 3 and first.training["steps"] == 12
+    assert first.training["stopped_by"] == "step budget" and len(first.history) == 3
+    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [dict(row, seconds=0) for row in first.history] == [dict(row, seconds=0) for row in second.history]
+
+
+def test_the_learning_rate_holds_its_peak_on_the_ctc_plateau_then_settles_to_zero():
+    config = SequenceConfig(learning_rate=0.01)
+    assert [learning_rate(config, epoch, 10, None) for epoch in range(3)] == [0.01] * 3
+    rates = [learning_rate(config, epoch, 10, 4) for epoch in range(4, 10)]
+    assert rates[0] == 0.01 and all(a > b for a, b in itertools.pairwise(rates))
+    assert 0 < rates[-1] < 0.001  # the last planned epoch trains at a small rate
+
+
+def test_models_saved_with_the_retired_wall_clock_settings_still_load():
+    """Older models saved lr_patience (sequence) and time budgets (auto): read and ignored, nothing else."""
+    old = {
+        "sequence": {"lr_patience": 3, "seed": 4},
+        "choice": {"time_budget": 540.0, "min_sequence_seconds": 360},
+    }
+    config = config_from_json(ReaderConfig, old, "m/meta.json")
+    assert config.sequence == SequenceConfig(seed=4) and config.choice == ChoiceConfig()
+    with pytest.raises(UserError, match="unknown field.*config.sequence.lr_halving"):
+        config_from_json(ReaderConfig, {"sequence": {"lr_halving": 3}}, "m/meta.json")
