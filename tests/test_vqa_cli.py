@@ -412,7 +412,7 @@ def test_every_option_of_every_command_has_help():
             assert action.help and action.help.strip(), f"vqa {name} {action.dest} has no help"
     train_help = " ".join(commands.choices["train"].format_help().split())
     assert "the same model) (default: 0)" in train_help  # --seed: a default of 0 is shown too
-    assert "(default: 0.002 for cnn-lstm, 0.0005 for attention, 0.001 for relation)" in train_help
+    assert "(default: 0.002 for cnn-lstm, 0.001 for attention, 0.001 for relation)" in train_help
 
 
 def test_evaluate_writes_its_report_into_the_model_dir_by_default(vqa_model_dir, vqa_sets, tmp_path, capsys):
