@@ -118,12 +118,16 @@ def read_pixels(path: str | os.PathLike) -> np.ndarray:
     return to_pixels(image)
 
 
+def shrink_scale(shape: tuple[int, ...]) -> float:
+    """How much :func:`shrink` scales an image of this shape: 1 up to ``MAX_SIDE`` a side, less above."""
+    return min(1.0, MAX_SIDE / max(shape[:2]))
+
+
 def shrink(image: np.ndarray) -> np.ndarray:
     """Scale an image whose longer side exceeds ``MAX_SIDE`` down to it (bounded segmentation work)."""
-    side = max(image.shape[:2])
-    if side <= MAX_SIDE:
+    scale = shrink_scale(image.shape)
+    if scale == 1.0:
         return image
-    scale = MAX_SIDE / side
     size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 

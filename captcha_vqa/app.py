@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path  # Swagger UI's own files, served here: no CDN
 
-from captcha.data import MAX_SIDE
+from captcha.data import shrink_scale
 from captcha_vqa.batching import MicroBatcher
 from captcha_vqa.config import API_KEY_ENV, API_KEY_HEADER, ServeConfig, api_key
 from captcha_vqa.models import Loaded, reader_name
@@ -256,12 +256,12 @@ def parse_top(values: list[str], config: ServeConfig) -> int:
 def captcha_result(reading, index: int, model, ms: float, shape: tuple[int, ...]) -> dict:
     """One reading as the API answers it, its boxes in the pixels of the image sent.
 
-    A reader shrinks an image whose longer side is over ``MAX_SIDE`` and finds its boxes
-    there; the page draws them on the image as sent, so they are scaled back.
+    A reader shrinks a huge image (:func:`captcha.data.shrink`) and finds its boxes there; the
+    page draws them on the image as sent, so they are scaled back.
     """
     if isinstance(reading, UserError):
         raise ApiError(422, f"image {index + 1} cannot be read: {reading}")
-    scale = max(1.0, max(shape[:2]) / MAX_SIDE)
+    scale = 1.0 / shrink_scale(shape)
     return {
         "text": reading.text,
         "confidence": round(reading.confidence, 6),

@@ -164,6 +164,7 @@ def every_colour_questions(folder, images: int, seed: int) -> list[dict]:
     from vqa.shapes import draw_scene, random_scene
 
     rng, config = np.random.default_rng(seed), ShapesConfig()
+    middle = config.size / 2
     (folder / "images").mkdir(parents=True)
     lines = []
     for i in range(images):
@@ -171,7 +172,6 @@ def every_colour_questions(folder, images: int, seed: int) -> list[dict]:
         name = f"images/{i}.png"
         draw_scene(scene, config).save(folder / name)
         for colour, (shape, x, y) in scene.objects.items():
-            middle = config.size / 2
             lines += [
                 {"image": name, "question": f"What shape is the {colour} object?", "answer": shape},
                 {
@@ -210,7 +210,8 @@ def test_the_heat_for_the_red_object_covers_the_red_object(tmp_path):
         pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
         red = np.abs(pixels - COLOURS["red"]).sum(axis=-1) < 40
         heat = model.explain(path, "What shape is the red object?").heat
-        # the red object's share of the heat, the heat scaled up to the image (cells -> pixels)
+        # the heat's peak, found on the heat scaled up to the image (cells -> pixels), must lie
+        # within one and a half cells of the red object's centre
         scale = pixels.shape[0] / heat.shape[0]
         rows, cols = (
             (np.arange(pixels.shape[0]) / scale).astype(int),

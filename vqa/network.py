@@ -119,11 +119,16 @@ def _attention_layer(hops: int, units: int):
                     offset = xy - ops.expand_dims(where, 1)
                     distance = ops.sqrt(ops.sum(offset * offset, axis=-1, keepdims=True) + 1e-6)
                     hidden = hidden + self.offset_proj[k - 1](ops.concatenate([offset, distance], -1))
+                # FiLM-style: the query scales and shifts the cell's features, so what is
+                # looked for (a colour, a place) selects cells from the first steps
                 scale = ops.expand_dims(1.0 + self.query_scale[k](query), 1)
                 hidden = ops.relu(hidden * scale + ops.expand_dims(self.query_proj[k](query), 1))
                 weights = ops.softmax(ops.squeeze(self.score[k](hidden), -1), axis=-1)
                 read = ops.sum(ops.expand_dims(weights, -1) * cells, axis=1)
                 where = ops.sum(ops.expand_dims(weights, -1) * xy, axis=1)
+                # the conditioned cells pooled: a direct path from every cell to the answer
+                # (soft counts, "is there a red one"), so learning need not wait for the
+                # softmax to find the right cell first
                 pooled = ops.concatenate([ops.max(hidden, axis=1), ops.mean(hidden, axis=1)], -1)
                 reads += [read, where, pooled]
                 query = query + self.update[k](ops.concatenate([query, read, where, pooled], -1))
