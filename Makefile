@@ -23,9 +23,9 @@ demo: demo-captcha demo-vqa
 	@echo "  then open http://127.0.0.1:8000/"
 
 demo-captcha: $(STAMP)
-	$(BIN)/captcha generate $(GEN)/captcha-train --count 1500 --length 4 --style noisy --seed 1 --force
-	$(BIN)/captcha generate $(GEN)/captcha-test --count 300 --length 4 --style noisy --seed 2 --force
-	$(BIN)/captcha train $(GEN)/captcha-train --out $(RUNS)/captcha --reader segment --epochs 12 --width 32 --seed 0 --force --quiet
+	$(BIN)/captcha generate $(GEN)/captcha-train --count 1500 --length 4 --style dark-lines --seed 1 --force
+	$(BIN)/captcha generate $(GEN)/captcha-test --count 300 --length 4 --style dark-lines --seed 2 --force
+	$(BIN)/captcha train $(GEN)/captcha-train --out $(RUNS)/captcha --reader segment --seed 0 --force --quiet
 	$(BIN)/captcha evaluate $(RUNS)/captcha $(GEN)/captcha-test --report $(RUNS)/captcha-report.json
 	$(BIN)/captcha predict $(RUNS)/captcha data/samples/captcha/*.png
 
