@@ -340,21 +340,24 @@ def test_explain_baseline_with_gradient_saliency(vqa_model_dir, vqa_sample, tmp_
     explanation = model.explain(vqa_sample, "what color is the shape?")
     assert explanation.method == "saliency"
     assert explanation.maps.shape == (1, 32, 32) and explanation.maps.max() == pytest.approx(1.0)
-    # the map is the answer's sensitivity: nudging the hottest pixel moves the probability
+    # the map is the answer's sensitivity: nudging the hottest pixel moves the answer's score
     # more than nudging the coldest one
+    from vqa.explain import answer_score
     from vqa.images import load_image
 
     network, top = model._float_network(), model.answers.index(explanation.answers[0][0])
     pixels = load_image(vqa_sample, 32).astype(np.float32)
-    tokens, index = model.questions(["what color is the shape?"]), np.zeros(1, np.int32)
+    tokens = model.questions(["what color is the shape?"])
+
+    def score(image):
+        return float(answer_score(network, image[None], tokens, top))
 
     def change(y, x):
-        base = float(network([pixels[None], tokens, index])[0, top])
         moved = []
         for step in (-8.0, 8.0):
             bumped = pixels.copy()
             bumped[y, x] = np.clip(bumped[y, x] + step, 0, 255)
-            moved.append(abs(float(network([bumped[None], tokens, index])[0, top]) - base))
+            moved.append(abs(score(bumped) - score(pixels)))
         return max(moved)
 
     heat = explanation.maps[0]

@@ -3,8 +3,8 @@
 An attention model's maps are its own softmax weights over the cells of the feature map, one
 per hop, so they show what the answer was actually read from. A relation model's one map is
 each cell's share of the summed pair activations (the pairs it takes part in). The baseline pools the image
-away; for it the map is the gradient of the top answer's probability with respect to the
-pixels (largest over the colour channels), which shows the pixels the answer is most
+away; for it the map is the gradient of the top answer's score (its logit) with respect to
+the pixels (largest over the colour channels), which shows the pixels the answer is most
 sensitive to.
 """
 
@@ -60,16 +60,28 @@ def attention_maps(network, pixels: np.ndarray, tokens: np.ndarray) -> tuple[np.
     return np.asarray(probs)[0], _scaled(maps.reshape(len(maps), side, side))
 
 
+def answer_score(float_network, pixels, tokens, answer: int):
+    """The answer's unnormalised score (its logit, the softmax's input) for a batch of one.
+
+    Saliency follows the score, not the probability (as Simonyan et al. 2014 do): a confident
+    answer's probability is 1.0 in float32, and its gradient is then zero everywhere.
+    """
+    import keras
+
+    dense = float_network.get_layer("answers")
+    inputs = [keras.ops.convert_to_tensor(pixels, "float32"), keras.ops.convert_to_tensor(tokens)]
+    features = keras.Model(float_network.inputs, dense.input)([*inputs, keras.ops.zeros((1,), "int32")])
+    return keras.ops.matmul(features, dense.kernel[:, answer])[0] + dense.bias[answer]
+
+
 def saliency_map(float_network, pixels: np.ndarray, tokens: np.ndarray, answer: int) -> np.ndarray:
-    """|d p(answer) / d pixel|, largest over colour channels, shape ``(1, size, size)``."""
+    """|d score(answer) / d pixel|, largest over colour channels, shape ``(1, size, size)``."""
     import tensorflow as tf
 
     image = tf.Variable(pixels[None].astype(np.float32))
-    inputs = [image, tf.constant(tokens), tf.zeros((1,), tf.int32)]
     with tf.GradientTape() as tape:
-        probs = float_network(inputs, training=False)
-        chosen = probs[0, answer]
-    grad = np.abs(np.asarray(tape.gradient(chosen, image)))[0].max(axis=-1)
+        score = answer_score(float_network, image, tf.constant(tokens), answer)
+    grad = np.abs(np.asarray(tape.gradient(score, image)))[0].max(axis=-1)
     return _scaled(grad[None])
 
 
