@@ -133,13 +133,26 @@ class Fixed:
         return [Reading(self.texts[int(p)], c, [c]) for p, c in zip(paths, [conf[int(p)] for p in paths])]
 
 
-def test_judge_keeps_the_reader_that_reads_more_validation_images():
-    held = [Sample(str(i), t) for i, t in enumerate(("AB", "CD", "EF", "GH"))]
-    good, bad = Fixed(["AB", "CD", "EF", "XX"], 0.5), Fixed(["AB", "XX", "XX", "XX"], 0.9)
-    assert judge({"segment": bad, "sequence": good}, held, "keep")["chosen"] == "sequence"
-    selection = judge({"segment": good, "sequence": bad}, held, "keep")
-    assert selection["chosen"] == "segment" and "75.00%" in selection["reason"]
-    assert selection["validation_sequence_accuracy"] == {"segment": 0.75, "sequence": 0.25, "vote": 0.25}
+def test_judge_keeps_the_cheaper_reader_unless_a_costlier_one_reads_clearly_more():
+    """Sequence is the cheapest to read with: a one-image lead of the vote does not buy the vote."""
+    labels = [f"A{i:02d}" for i in range(40)]
+    held = [Sample(str(i), t) for i, t in enumerate(labels)]
+    # the sequence reader: 30 right and sure; 9 wrong and sure; image 39 wrong and unsure
+    sequence = Fixed(labels[:30] + ["XX"] * 10, [0.95] * 39 + [0.5])
+    segment = Fixed(["YY"] * 39 + [labels[39]], 0.8)  # reads only image 39 (more surely): the vote gets it
+    selection = judge({"segment": segment, "sequence": sequence}, held, "keep")
+    assert selection["validation_sequence_accuracy"] == {"segment": 0.025, "sequence": 0.75, "vote": 0.775}
+    assert selection["chosen"] == "sequence"
+    assert "vote read 1 more net, under 2 standard errors" in selection["reason"]
+    assert "costlier reader needs a net gain of 2 standard errors" in selection["rule"]
+    # the segmenter reads 8 more images right and none fewer: 8 >= 2 * sqrt(8), a real margin
+    segment = Fixed(labels[:38] + ["YY"] * 2, 0.8)
+    selection = judge({"segment": segment, "sequence": sequence}, held, "keep")
+    assert selection["chosen"] == "segment" and selection["reason"].startswith("95.00% of 40")
+    # 3 of 3 disagreements is not yet a margin (3 < 2 * sqrt(3)); 4 of 4 is
+    for extra, chosen in ((3, "sequence"), (4, "segment")):
+        segment = Fixed(labels[: 30 + extra] + ["YY"] * (10 - extra), 0.3)
+        assert judge({"segment": segment, "sequence": sequence}, held, "keep")["chosen"] == chosen
 
 
 def test_auto_keeps_the_segmenter_where_the_sequence_reader_had_no_time(folders, tmp_path):
