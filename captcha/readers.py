@@ -4,8 +4,9 @@
 neither reader trains on, trains both on the rest (each within its own budget, counted in
 epochs and steps, so that a seeded run repeats on any machine), reads the slice with
 each (and with the two voting: the segmenter also reads what the sequence reader is unsure
-of), and keeps whichever reads more of it right. The choice, every candidate's validation
-accuracy and the reason go into ``meta.json``; a model directory says which reader it holds
+of), and keeps the cheapest to read with unless a costlier one reads clearly more of it right
+(:func:`judge`). The choice, every candidate's validation accuracy, the rule and the reason go
+into ``meta.json``; a model directory says which reader it holds
 (``"reader"``), and :meth:`CaptchaReader.load` dispatches on it. This is the model the CLI,
 the server, the audit and the bench use.
 """
@@ -67,7 +68,7 @@ class ReaderConfig:
     reader: str = option(
         "auto",
         "segment: OpenCV cuts + glyph CNN; sequence: CNN + BiGRU + CTC; "
-        "auto: train both, keep the one that reads more of a validation slice",
+        "auto: train both, keep the cheapest unless a costlier one reads clearly more of a validation slice",
         choices=READERS,
     )
     segment: SegmentConfig = SegmentConfig()
