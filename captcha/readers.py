@@ -4,8 +4,9 @@
 neither reader trains on, trains both on the rest (each within its own budget, counted in
 epochs and steps, so that a seeded run repeats on any machine), reads the slice with
 each (and with the two voting: the segmenter also reads what the sequence reader is unsure
-of), and keeps whichever reads more of it right. The choice, every candidate's validation
-accuracy and the reason go into ``meta.json``; a model directory says which reader it holds
+of), and keeps the cheapest to read with unless a costlier one reads clearly more of it right
+(:func:`judge`). The choice, every candidate's validation accuracy, the rule and the reason go
+into ``meta.json``; a model directory says which reader it holds
 (``"reader"``), and :meth:`CaptchaReader.load` dispatches on it. This is the model the CLI,
 the server, the audit and the bench use.
 """
@@ -38,7 +39,10 @@ from recognisers.metafields import typed_field
 from recognisers.modeldir import META_FILE, read_meta, write_json, write_meta
 
 READERS = ("auto", "segment", "sequence")
-TIE_ORDER = ("segment", "sequence", "vote")  # on equal validation accuracy, the earlier wins
+# From the cheapest reader to read with to the costliest: the sequence reader is one network pass
+# per image; the segmenter cuts, and on hard styles re-reads every image through its recognition
+# lattice; the vote runs the sequence reader and then the segmenter on what it is unsure of.
+COST_ORDER = ("sequence", "segment", "vote")
 VOTE_GATE = 0.9  # a sequence reading at least this confident is kept without asking the segmenter
 
 
@@ -50,6 +54,11 @@ class ChoiceConfig:
     RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({"time_budget", "min_sequence_seconds"})
 
     choice_fraction: float = option(0.1, "auto: share of the training images held out to choose the reader")
+    min_z: float = option(
+        2.0,
+        "auto: a costlier reader is kept only if, on the validation images the two readers disagree "
+        "on, its net gain is at least this many standard errors (a paired sign test)",
+    )
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ class ReaderConfig:
     reader: str = option(
         "auto",
         "segment: OpenCV cuts + glyph CNN; sequence: CNN + BiGRU + CTC; "
-        "auto: train both, keep the one that reads more of a validation slice",
+        "auto: train both, keep the cheapest unless a costlier one reads clearly more of a validation slice",
         choices=READERS,
     )
     segment: SegmentConfig = SegmentConfig()
@@ -207,7 +216,7 @@ def choose(
     segment = CaptchaSolver(config.segment).fit(rest, log, verbose)
     reader = SequenceReader(sequence).fit(rest, log, verbose)
     models: dict[str, CaptchaModel] = {"segment": segment, "sequence": reader}
-    selection = judge(models, held, sequence.case)
+    selection = judge(models, held, sequence.case, choice.min_z)
     log(f"auto: kept the {selection['chosen']} reader: {selection['reason']}")
     log(f"auto: trained and chose in {time.perf_counter() - started:.0f} s")
     if selection["chosen"] == "vote":
@@ -215,8 +224,13 @@ def choose(
     return models[selection["chosen"]], selection
 
 
-def judge(models: dict, held: list[Sample], case: str) -> dict:
-    """Validation sequence accuracy and speed of each reader and of their vote; the choice and why."""
+def judge(models: dict, held: list[Sample], case: str, min_z: float = ChoiceConfig.min_z) -> dict:
+    """Validation sequence accuracy and speed of each reader and of their vote; the choice and why.
+
+    The cheapest reader (:data:`COST_ORDER`) is kept unless a costlier one reads
+    :func:`clearly_more` of the same images: a one-image lead is noise, and buying it with a
+    reader several times slower is a bad trade.
+    """
     paths = [s.path for s in held]
     labels = [apply_case(s.label, case) for s in held]
     results, seconds = {}, {}
@@ -227,20 +241,45 @@ def judge(models: dict, held: list[Sample], case: str) -> dict:
     results["vote"] = vote(results["sequence"], results["segment"])
     unsure = float(np.mean([not sure(r) for r in results["sequence"]]))
     seconds["vote"] = seconds["sequence"] + unsure * seconds["segment"]
-    accuracy = {
-        name: float(
-            np.mean(
-                [isinstance(r, Reading) and apply_case(r.text, case) == label for r, label in zip(rs, labels)]
-            )
+    right = {
+        name: np.array(
+            [isinstance(r, Reading) and apply_case(r.text, case) == label for r, label in zip(rs, labels)]
         )
         for name, rs in results.items()
     }
-    chosen = max(TIE_ORDER, key=lambda name: (accuracy[name], -TIE_ORDER.index(name)))
-    others = ", ".join(f"{name} {accuracy[name]:.2%}" for name in TIE_ORDER if name != chosen)
+    accuracy = {name: float(np.mean(r)) for name, r in right.items()}
+    chosen, notes = COST_ORDER[0], []
+    for name in COST_ORDER[1:]:
+        gain, spread = paired_gain(right[name], right[chosen])
+        if spread and gain >= min_z * spread:
+            chosen = name
+        elif gain > 0:
+            notes.append(
+                f"{name} read {gain} more net, under {min_z:g} standard errors ({min_z * spread:.1f}): "
+                f"not worth a costlier reader"
+            )
+    others = ", ".join(f"{name} {accuracy[name]:.2%}" for name in COST_ORDER if name != chosen)
+    reason = f"{accuracy[chosen]:.2%} of {len(held)} validation images read right (vs. {others})"
     return {
         "chosen": chosen,
         "validation_images": len(held),
         "validation_sequence_accuracy": {k: round(v, 4) for k, v in accuracy.items()},
         "validation_captchas_per_second": {k: round(len(held) / max(v, 1e-9), 1) for k, v in seconds.items()},
-        "reason": f"{accuracy[chosen]:.2%} of {len(held)} validation images read right (vs. {others})",
+        "rule": f"cheapest first ({', '.join(COST_ORDER)}); a costlier reader needs a net gain of "
+        f"{min_z:g} standard errors on the images the two disagree on",
+        "reason": "; ".join([reason, *notes]),
     }
+
+
+def paired_gain(challenger: np.ndarray, incumbent: np.ndarray) -> tuple[int, float]:
+    """Net images the challenger reads right over the incumbent, and that count's standard error.
+
+    A paired sign test (McNemar's): only the images exactly one of the two reads right say
+    anything; if neither were better, each of those n would fall either way with even odds,
+    so the net gain would spread by sqrt(n). With the default 2 standard errors, a costlier
+    reader needs 4 of 4 disagreements, 7 of 8, 11 of 14, 21 of 30 ...
+    (at least 4 images net).
+    """
+    wins = int(np.sum(challenger & ~incumbent))
+    losses = int(np.sum(incumbent & ~challenger))
+    return wins - losses, float(np.sqrt(wins + losses))

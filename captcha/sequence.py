@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from captcha.data import CASES, Sample, apply_case, read_image, to_gray
+from captcha.data import CASES, Sample, apply_case, grey, read_pixels, to_pixels
 from captcha.model import (
     FORMAT_VERSION,
     KIND,
@@ -51,6 +51,7 @@ POOL_X = 4  # the CNN shrinks x by this much: one CTC frame per 4 input columns
 # 596 s on its 4,002 images there. 5,000 images (batch 40) scale to about 530 s for this
 # reader and 12 minutes for both on that one core: the 10 minutes are for two cores.
 STEP_BUDGET = 2500
+STEP_CAP = 3750  # a cycle of 2,500 steps, then at most one of 1,250 (see train_epochs)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class SequenceConfig:
     RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({"lr_patience"})  # saved by older models
 
     height: int = option(32, "sequence reader: input height in pixels")
+    colour: bool = option(
+        True, "sequence reader: read RGB (the CNN learns which hues are text); --no-colour: grey"
+    )
     input_width: int = option(0, "sequence reader: input width (0: from the training images' median aspect)")
     max_width: int = option(
         256, "sequence reader: cap on the measured input width (bounds the work per image)"
@@ -75,8 +79,13 @@ class SequenceConfig:
     epochs: int = option(60, "sequence reader: most epochs")
     max_steps: int = option(
         STEP_BUDGET,
-        "sequence reader: most optimizer steps (the training budget, counted in work: a seeded run "
-        "trains the same model on any machine)",
+        "sequence reader: optimizer steps of the first cycle of training (the budget is counted in "
+        "work, not seconds: a seeded run trains the same model on any machine)",
+    )
+    step_cap: int = option(
+        STEP_CAP,
+        "sequence reader: most optimizer steps in all: while the validation slice still improves at "
+        "the end of a cycle, another cycle of half the steps at half the rate follows, up to this",
     )
     patience: int = option(8, "sequence reader: epochs without a better validation reading before stopping")
     val_fraction: float = option(
@@ -109,32 +118,36 @@ class SequenceConfig:
         return ""
 
 
-def read_gray(image: ImageLike) -> np.ndarray:
-    """Grey pixels of a path or array, read as the segmenting reader reads them.
+def read_colour(image: ImageLike) -> np.ndarray:
+    """Grey or RGB pixels of a path or array, read as the segmenting reader reads them.
 
     :mod:`captcha.data` holds every check (pixel limit before decoding, truncated files, one-line
     errors), composites transparent pixels onto white and shrinks huge images.
     """
-    return read_image(image) if isinstance(image, (str, os.PathLike)) else to_gray(image)
+    return read_pixels(image) if isinstance(image, (str, os.PathLike)) else to_pixels(image)
 
 
-def fit_to_input(gray: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
+def fit_to_input(pixels: np.ndarray, height: int, width: int, channels: int) -> tuple[np.ndarray, float]:
     """Scale to ``height`` keeping the aspect (squeeze if wider than ``width``), pad right.
 
-    Returns ink-positive floats (0 = background, so padding is background) and the x scale.
+    Returns ink-positive floats (0 = white, so padding is background), ``channels`` deep (1:
+    grey; 3: RGB, a grey image repeated), and the x scale.
     """
-    h, w = gray.shape
+    if channels == 1:
+        pixels = grey(pixels)
+    elif pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    h, w = pixels.shape[:2]
     new_w = max(1, min(width, round(w * height / h)))
-    small = cv2.resize(gray, (new_w, height), interpolation=cv2.INTER_AREA)
-    ink = 1.0 - small.astype(np.float32) / 255.0
-    out = np.zeros((height, width), np.float32)
-    out[:, :new_w] = ink
+    small = cv2.resize(pixels, (new_w, height), interpolation=cv2.INTER_AREA).reshape(height, new_w, -1)
+    out = np.zeros((height, width, channels), np.float32)
+    out[:, :new_w] = 1.0 - small.astype(np.float32) / 255.0
     return out, new_w / w
 
 
-def measured_width(grays: Sequence[np.ndarray], config: SequenceConfig) -> int:
+def measured_width(images: Sequence[np.ndarray], config: SequenceConfig) -> int:
     """Input width: the median training aspect ratio at ``height``, a multiple of 16, capped."""
-    aspect = float(np.median([g.shape[1] / g.shape[0] for g in grays]))
+    aspect = float(np.median([g.shape[1] / g.shape[0] for g in images]))
     width = int(math.ceil(aspect * config.height / 16) * 16)
     return int(min(config.max_width, max(32, width)))
 
@@ -144,7 +157,7 @@ def build_network(config: SequenceConfig, width: int, n_classes: int):
     keras = import_keras()
     from keras import layers
 
-    inputs = keras.Input((config.height, width, 1), name="image")
+    inputs = keras.Input((config.height, width, 3 if config.colour else 1), name="image")
     x = inputs
     if config.augment:
         x = layers.RandomTranslation(0.06, 0.03, fill_mode="constant")(x)
@@ -166,18 +179,35 @@ def build_network(config: SequenceConfig, width: int, n_classes: int):
     return keras.Model(inputs, logits, name="sequence_ctc")
 
 
-def learning_rate(config: SequenceConfig, epoch: int, epochs: int, reading_from: int | None) -> float:
+def learning_rate(
+    config: SequenceConfig, epoch: int, epochs: int, reading_from: int | None, cycle: int = 0
+) -> float:
     """The rate of an epoch: the peak until the validation slice is first read, then a cosine to 0.
 
     CTC first sits on a plateau (blanks everywhere) for a number of steps that depends on the
     data, and a high rate gets it off soonest; once it reads, the cosine spends the rest of the
     planned epochs settling, so a run that the budget ends is a settled model (halving the rate
-    on a validation plateau left a budget-limited run still swinging at a high rate).
+    on a validation plateau left a budget-limited run still swinging at a high rate). Each
+    further cycle (``cycle`` 1, 2 ...; ``reading_from`` is then its first epoch) restarts the
+    cosine at half the previous peak.
     """
+    peak = config.learning_rate / 2**cycle
     if reading_from is None:
-        return config.learning_rate
+        return peak
     done = (epoch - reading_from) / (epochs - reading_from)
-    return config.learning_rate * 0.5 * (1 + math.cos(math.pi * done))
+    return peak * 0.5 * (1 + math.cos(math.pi * done))
+
+
+def still_improving(best: tuple, cycle_start: int | None, cycle_end: int) -> bool:
+    """Whether a cycle's best epoch (``best``: accuracy, loss, epoch, ...) fell in its last quarter.
+
+    The cosine ends each cycle at a rate near 0, so a model that has learned what it can
+    settles early and its best reading stays put; one whose best reading is still moving in
+    the last quarter has more to learn. A slice read perfectly has nothing left to show.
+    """
+    if cycle_start is None or not 0 < best[0] < 1:
+        return False
+    return best[2] >= min(cycle_end - 1, cycle_start + 0.75 * (cycle_end - cycle_start))
 
 
 def inference_function(model):
@@ -256,11 +286,11 @@ class SequenceReader(CaptchaModel):
         keras = import_keras()
         started = time.perf_counter()
         set_seed(cfg.seed)
-        grays, labels = read_training_images(samples, cfg.case, log)
+        images, labels = read_training_images(samples, cfg.case, log)
         self.charset = "".join(sorted(set("".join(labels))))
         self.lengths = sorted(set(map(len, labels)))
-        self.width = cfg.input_width or measured_width(grays, cfg)
-        x = self.inputs(grays)
+        self.width = cfg.input_width or measured_width(images, cfg)
+        x = self.inputs(images, 3 if cfg.colour else 1)
         y = encode_labels(labels, self.charset, max(self.lengths))
         order = np.random.default_rng(cfg.seed).permutation(len(labels))
         n_val = max(1, int(round(len(labels) * cfg.val_fraction)))
@@ -270,6 +300,7 @@ class SequenceReader(CaptchaModel):
         batch = cfg.batch_size or int(np.clip(len(train) // 100, 16, 64))
         steps_per_epoch = math.ceil(len(train) / batch)
         epochs = min(cfg.epochs, max(1, cfg.max_steps // steps_per_epoch))
+        most = min(cfg.epochs, max(epochs, cfg.step_cap // steps_per_epoch))
         self.model, self._forward = build_network(cfg, self.width, len(self.charset)), None
         self.model.compile(
             optimizer=keras.optimizers.Adam(cfg.learning_rate),
@@ -277,7 +308,9 @@ class SequenceReader(CaptchaModel):
             jit_compile=False,
         )
         data = dataset(x[train], y[train], batch, cfg.seed)
-        best = self.train_epochs(data, epochs, x[val], [labels[i] for i in val], log if verbose else None)
+        best = self.train_epochs(
+            data, (epochs, most), x[val], [labels[i] for i in val], log if verbose else None
+        )
         self.training = {
             "images": len(samples),
             "readable": len(labels),
@@ -285,6 +318,7 @@ class SequenceReader(CaptchaModel):
             "validation_images": len(val),
             "batch_size": batch,
             "planned_epochs": epochs,
+            "most_epochs": most,
             "steps": best["epochs_run"] * steps_per_epoch,
             **best,
             "seconds": round(time.perf_counter() - started, 1),
@@ -299,16 +333,19 @@ class SequenceReader(CaptchaModel):
     def train_epochs(
         self,
         data,
-        epochs: int,
+        plan: tuple[int, int],
         x_val: np.ndarray,
         val_labels: list[str],
         log: Callable[[str], None] | None,
     ) -> dict:
-        """``epochs`` epochs (the step budget's), fewer on patience; the best epoch's weights are kept.
+        """Cycles of epochs, fewer on patience; the best epoch's weights are kept.
 
-        The learning rate follows :func:`learning_rate`. Patience does not count before the
-        first image is read right: CTC first sits on a plateau (blanks everywhere) for a number
-        of steps that depends on the data.
+        ``plan`` is (epochs of the first cycle, most epochs in all). The learning rate follows
+        :func:`learning_rate`. Patience does not count before the first image is read right:
+        CTC first sits on a plateau (blanks everywhere) for a number of steps that depends on
+        the data. After a cycle that is still improving (:func:`still_improving`), another
+        cycle of half as many epochs follows, at half the rate, while the most epochs allow
+        (the budget grows only where the data still pays).
 
         "Best" is the higher validation sequence accuracy, then the lower validation loss:
         CTC often reads nothing right for several epochs while its loss falls, and those
@@ -318,10 +355,12 @@ class SequenceReader(CaptchaModel):
         y_val = encode_labels(val_labels, self.charset, max(self.lengths))
         best = (-1.0, math.inf, 0, None)  # accuracy, loss, epoch, weights
         self.history = []
+        epochs, most = plan
         stopped_by = "step budget" if epochs < cfg.epochs else "epochs"
         reading_from = None  # the first epoch after one that read a validation image right
-        for epoch in range(epochs):
-            rate = learning_rate(cfg, epoch, epochs, reading_from)
+        cycle, epoch = 0, 0
+        while epoch < epochs:
+            rate = learning_rate(cfg, epoch, epochs, reading_from, cycle)
             self.model.optimizer.learning_rate.assign(rate)
             fitted = self.model.fit(
                 data, initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=False
@@ -355,11 +394,17 @@ class SequenceReader(CaptchaModel):
             if cfg.max_seconds and epoch and 2 * elapsed - self.history[-2]["seconds"] > cfg.max_seconds:
                 stopped_by = "time cap"  # one more epoch would not fit
                 break
+            epoch += 1
+            if epoch == epochs < most and still_improving(best, reading_from, epochs):
+                cycle, reading_from = cycle + 1, epochs  # another, shorter cycle
+                epochs = min(most, epochs + max(1, plan[0] // 2**cycle))
+                stopped_by = "step cap" if epochs == most < cfg.epochs else stopped_by
         self.model.set_weights(best[3])
         return {
             "best_epoch": best[2] + 1,
             "epochs_run": len(self.history),
             "validation_sequence_accuracy": round(best[0], 4),
+            "cycles": cycle + 1,
             "stopped_by": stopped_by,
         }
 
@@ -367,13 +412,13 @@ class SequenceReader(CaptchaModel):
         """Greedy CTC text of per-frame probabilities."""
         return ["".join(self.charset[k - 1] for k, *_ in runs) for runs in greedy_paths(probs)]
 
-    def inputs(self, grays: Sequence[np.ndarray]) -> np.ndarray:
-        """The network's input batch for grey images."""
-        return np.stack([fit_to_input(g, self.config.height, self.width)[0] for g in grays])[..., None]
+    def inputs(self, images: Sequence[np.ndarray], channels: int) -> np.ndarray:
+        """The network's input batch for grey or RGB images."""
+        return np.stack([fit_to_input(g, self.config.height, self.width, channels)[0] for g in images])
 
     # -- reading -------------------------------------------------------------------------
     def read_each(self, images: Sequence[ImageLike]) -> list[Reading | UserError]:
-        return read_each(images, read_gray, self.read_grays)
+        return read_each(images, read_colour, self.read_pixels)
 
     def frame_probs(self, x: np.ndarray, chunk: int = 512) -> np.ndarray:
         """Per-frame class probabilities for an input batch."""
@@ -385,19 +430,24 @@ class SequenceReader(CaptchaModel):
             np.concatenate([self._forward(x[i : i + chunk]).numpy() for i in range(0, len(x), chunk)])
         )
 
-    def read_grays(self, grays: Sequence[np.ndarray]) -> list[Reading]:
-        """Decode grey images; boxes are the characters' frame spans in the image's columns."""
-        scaled = [fit_to_input(g, self.config.height, self.width) for g in grays]
-        x = np.stack([s[0] for s in scaled])[..., None] if scaled else np.zeros((0,))
+    def read_pixels(self, images: Sequence[np.ndarray]) -> list[Reading]:
+        """Decode images; boxes are the characters' frame spans in the image's columns.
+
+        The network's input says how many channels it reads (models saved before colour input
+        read grey).
+        """
+        channels = self.model.input_shape[-1]
+        scaled = [fit_to_input(g, self.config.height, self.width, channels) for g in images]
+        x = np.stack([s[0] for s in scaled]) if scaled else np.zeros((0,))
         readings = []
-        for gray, (_, scale), runs in zip(grays, scaled, greedy_paths(self.frame_probs(x))):
+        for image, (_, scale), runs in zip(images, scaled, greedy_paths(self.frame_probs(x))):
             conf = [p for _, _, _, p in runs]
             boxes = [
                 (
                     int(first * POOL_X / scale),
                     0,
-                    int(min(gray.shape[1], (last + 1) * POOL_X / scale)),
-                    gray.shape[0],
+                    int(min(image.shape[1], (last + 1) * POOL_X / scale)),
+                    image.shape[0],
                 )
                 for _, first, last, _ in runs
             ]
@@ -432,19 +482,19 @@ class SequenceReader(CaptchaModel):
 def read_training_images(
     samples: Sequence[Sample], case: str, log: Callable[[str], None]
 ) -> tuple[list[np.ndarray], list[str]]:
-    """Grey images and case-normalised labels; unreadable files are skipped and counted."""
-    grays, labels = [], []
+    """Pixels and case-normalised labels; unreadable files are skipped and counted."""
+    images, labels = [], []
     for sample in samples:
         try:
-            grays.append(read_gray(sample.path))
+            images.append(read_colour(sample.path))
             labels.append(apply_case(sample.label, case))
         except UserError:
             continue
-    if len(grays) < len(samples):
-        log(f"skipped {len(samples) - len(grays)} unreadable image(s)")
-    if not grays:
+    if len(images) < len(samples):
+        log(f"skipped {len(samples) - len(images)} unreadable image(s)")
+    if not images:
         raise UserError("no readable training images")
-    return grays, labels
+    return images, labels
 
 
 def dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):

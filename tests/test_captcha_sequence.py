@@ -13,7 +13,14 @@ from captcha.cli import main
 from captcha.data import Sample, load_folder
 from captcha.model import Reading, SegmentConfig
 from captcha.readers import CaptchaReader, ChoiceConfig, ReaderConfig, VotingReader, judge
-from captcha.sequence import SequenceConfig, SequenceReader, greedy_paths, learning_rate
+from captcha.sequence import (
+    SequenceConfig,
+    SequenceReader,
+    fit_to_input,
+    greedy_paths,
+    learning_rate,
+    still_improving,
+)
 from captcha.synth import generate
 from recognisers.contract import config_from_json
 from recognisers.errors import UserError
@@ -133,13 +140,26 @@ class Fixed:
         return [Reading(self.texts[int(p)], c, [c]) for p, c in zip(paths, [conf[int(p)] for p in paths])]
 
 
-def test_judge_keeps_the_reader_that_reads_more_validation_images():
-    held = [Sample(str(i), t) for i, t in enumerate(("AB", "CD", "EF", "GH"))]
-    good, bad = Fixed(["AB", "CD", "EF", "XX"], 0.5), Fixed(["AB", "XX", "XX", "XX"], 0.9)
-    assert judge({"segment": bad, "sequence": good}, held, "keep")["chosen"] == "sequence"
-    selection = judge({"segment": good, "sequence": bad}, held, "keep")
-    assert selection["chosen"] == "segment" and "75.00%" in selection["reason"]
-    assert selection["validation_sequence_accuracy"] == {"segment": 0.75, "sequence": 0.25, "vote": 0.25}
+def test_judge_keeps_the_cheaper_reader_unless_a_costlier_one_reads_clearly_more():
+    """Sequence is the cheapest to read with: a one-image lead of the vote does not buy the vote."""
+    labels = [f"A{i:02d}" for i in range(40)]
+    held = [Sample(str(i), t) for i, t in enumerate(labels)]
+    # the sequence reader: 30 right and sure; 9 wrong and sure; image 39 wrong and unsure
+    sequence = Fixed(labels[:30] + ["XX"] * 10, [0.95] * 39 + [0.5])
+    segment = Fixed(["YY"] * 39 + [labels[39]], 0.8)  # reads only image 39 (more surely): the vote gets it
+    selection = judge({"segment": segment, "sequence": sequence}, held, "keep")
+    assert selection["validation_sequence_accuracy"] == {"segment": 0.025, "sequence": 0.75, "vote": 0.775}
+    assert selection["chosen"] == "sequence"
+    assert "vote read 1 more net, under 2 standard errors" in selection["reason"]
+    assert "costlier reader needs a net gain of 2 standard errors" in selection["rule"]
+    # the segmenter reads 8 more images right and none fewer: 8 >= 2 * sqrt(8), a real margin
+    segment = Fixed(labels[:38] + ["YY"] * 2, 0.8)
+    selection = judge({"segment": segment, "sequence": sequence}, held, "keep")
+    assert selection["chosen"] == "segment" and selection["reason"].startswith("95.00% of 40")
+    # 3 of 3 disagreements is not yet a margin (3 < 2 * sqrt(3)); 4 of 4 is
+    for extra, chosen in ((3, "sequence"), (4, "segment")):
+        segment = Fixed(labels[: 30 + extra] + ["YY"] * (10 - extra), 0.3)
+        assert judge({"segment": segment, "sequence": sequence}, held, "keep")["chosen"] == chosen
 
 
 def test_auto_keeps_the_segmenter_where_the_sequence_reader_had_no_time(folders, tmp_path):
@@ -223,7 +243,7 @@ def test_a_voting_model_saves_and_loads_through_the_reader_choice(reader, folder
 def test_the_step_budget_sets_the_epochs_and_a_seeded_training_repeats_exactly(folders):
     """The budget is counted in optimizer steps, not seconds: the same seed trains the same weights."""
     samples = load_folder(folders / "train")[:60]  # 54 to train on: 4 steps of 16 per epoch
-    config = replace(TINY, filters=(8, 8), rnn_units=8, augment=True, max_steps=12, epochs=5)
+    config = replace(TINY, filters=(8, 8), rnn_units=8, augment=True, max_steps=12, step_cap=12, epochs=5)
     first, second = (SequenceReader(config).fit(samples, log=lambda _: None) for _ in range(2))
     assert first.training["planned_epochs"] == 3 and first.training["steps"] == 12
     assert first.training["stopped_by"] == "step budget" and len(first.history) == 3
@@ -250,3 +270,45 @@ def test_models_saved_with_the_retired_wall_clock_settings_still_load():
     assert config.sequence == SequenceConfig(seed=4) and config.choice == ChoiceConfig()
     with pytest.raises(UserError, match="unknown field.*config.sequence.lr_halving"):
         config_from_json(ReaderConfig, {"sequence": {"lr_halving": 3}}, "m/meta.json")
+
+
+def test_a_cycle_still_improving_in_its_last_quarter_earns_another_at_half_the_rate(folders):
+    """The budget grows where the validation slice still improves: 6 epochs, then 3 more."""
+    samples = load_folder(folders / "train")  # 270 to train on: 17 steps of 16 per epoch
+    config = replace(TINY, max_steps=17 * 6, step_cap=17 * 12, epochs=20)
+    reader = SequenceReader(config).fit(samples, log=lambda _: None)
+    rates = [row["learning_rate"] for row in reader.history]
+    assert reader.training["cycles"] == 2 and len(rates) == 9 and reader.training["most_epochs"] == 12
+    assert rates[6] == pytest.approx(config.learning_rate / 2) and rates[6] > rates[7] > rates[8]  # cosine
+    assert reader.training["best_epoch"] > 6  # the second cycle read the slice better
+
+
+def test_still_improving_means_the_best_epoch_is_in_the_cycles_last_quarter():
+    best = (0.5, 1.0, 9, None)  # accuracy, loss, epoch, weights
+    assert still_improving(best, 2, 10)  # epochs 2..9 of the cosine: 9 >= 8
+    assert not still_improving((0.5, 1.0, 7, None), 2, 10)  # it settled before the last quarter
+    assert not still_improving((1.0, 0.0, 9, None), 2, 10)  # nothing left to read better
+    assert not still_improving(best, None, 10)  # never read anything: more of the same will not help
+    assert still_improving(best, 10, 10)  # read first in the cycle's last epoch: no cosine yet
+
+
+def test_colour_reaches_the_network_and_grey_models_still_read(folders, tmp_path):
+    """Red and green of one grey level differ in the RGB input; a grey model reads grey input."""
+    red, green = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)
+    red[..., 0], green[..., 1] = 255, 128  # luminance 76 and 75
+    (r, _), (g, _) = fit_to_input(red, 8, 16, 3), fit_to_input(green, 8, 16, 3)
+    assert r.shape == (8, 16, 3) and np.abs(r - g)[:, :8].max(axis=2).min() > 0.4 and not r[:, 8:].any()
+    (r1, _), (g1, _) = fit_to_input(red, 8, 16, 1), fit_to_input(green, 8, 16, 1)
+    assert r1.shape == (8, 16, 1) and np.abs(r1 - g1).max() < 0.01
+    grey_image = np.full((8, 8), 200, np.uint8)
+    assert np.allclose(fit_to_input(grey_image, 8, 8, 3)[0], 1 - 200 / 255)  # a grey image, repeated
+    config = replace(TINY, colour=False, filters=(8, 8), rnn_units=8, epochs=1)
+    reader = SequenceReader(config).fit(load_folder(folders / "train")[:40], log=lambda _: None)
+    reader.save(tmp_path / "grey")
+    meta = json.loads((tmp_path / "grey" / "meta.json").read_text())
+    del meta["config"]["colour"]  # as a model saved before colour input: the field defaults to True
+    (tmp_path / "grey" / "meta.json").write_text(json.dumps(meta))
+    loaded = SequenceReader.load(tmp_path / "grey")
+    assert loaded.model.input_shape[-1] == 1 and loaded.config.colour  # the network says grey
+    image = load_folder(folders / "test")[0].path
+    assert loaded.predict(image).text == reader.predict(image).text

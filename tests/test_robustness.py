@@ -382,6 +382,8 @@ def tiny(tmp_path_factory):
                 "1",
                 "--align-rounds",
                 "0",
+                "--reader",
+                "segment",  # the tests edit its segmentation settings
                 "--quiet",
             ]
         )
