@@ -53,9 +53,11 @@ def test_truncated_image(tmp_path):
         load_image(tmp_path / "cut.png", 32)
 
 
-def test_compact_cnn_pools_to_last_width():
-    cnn = build_compact_cnn(EncoderConfig(image_size=32, filters=(4, 8)))
-    assert tuple(cnn.output.shape) == (None, 8)
+def test_compact_cnn_pools_to_last_width_with_its_convolutions_per_block():
+    for convs in (1, 3):
+        cnn = build_compact_cnn(EncoderConfig(image_size=32, filters=(4, 8), convs_per_block=convs))
+        assert tuple(cnn.output.shape) == (None, 8)
+        assert sum(layer.name.startswith("conv") for layer in cnn.layers) == 2 * convs
 
 
 def test_vgg16_without_weights_gives_documented_shape():

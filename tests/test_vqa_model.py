@@ -57,6 +57,7 @@ def test_kind_defaults_are_filled_in_from_the_one_table():
     for kind, defaults in KIND_DEFAULTS.items():
         config = VQAConfig(network=NetworkConfig(model=kind)).resolved()
         assert config.encoder.filters == defaults.filters
+        assert config.encoder.convs_per_block == defaults.convs_per_block
         assert config.encoder.image_size == defaults.image_size
         assert config.training.learning_rate == defaults.learning_rate
     vgg = VQAConfig(EncoderConfig(image_encoder="vgg16")).resolved().encoder
@@ -77,6 +78,7 @@ def test_kind_defaults_are_filled_in_from_the_one_table():
         (VQAConfig(training=TrainConfig(learning_rate=0.0)), "--learning-rate must be positive"),
         (VQAConfig(training=TrainConfig(max_length=0)), "--max-length must be positive"),
         (VQAConfig(EncoderConfig(image_size=0)), "--image-size must be at least 32"),
+        (VQAConfig(EncoderConfig(convs_per_block=0)), "--convs-per-block must be 1 to 8"),
         (VQAConfig(EncoderConfig(image_encoder="vgg16", vgg_layer="fc7", image_size=64)), "224"),
         (VQAConfig(network=NetworkConfig(model="nope")), "--model must be one of"),
     ],

@@ -79,6 +79,8 @@ def test_generate_cli_is_seeded_and_never_overwrites_by_accident(tmp_path, capsy
     "kind, filters, maps", [("attention", "8,16", (2, 8, 8)), ("relation", "8,8,16", (1, 4, 4))]
 )
 def test_spatial_model_trains_saves_loads_and_explains(tmp_path, capsys, kind, filters, maps):
+    """Both spatial kinds with two convolutions per block (the attention kind's default is one):
+    a model saved before ``convs_per_block`` existed must load as it was built."""
     from vqa.model import VQAModel
 
     manifest = write_shapes_set(tmp_path / "set", ShapesConfig(images=24, seed=5))
@@ -109,6 +111,8 @@ def test_spatial_model_trains_saves_loads_and_explains(tmp_path, capsys, kind, f
                 "1",
                 "--relation-units",
                 "8",
+                "--convs-per-block",
+                "2",
                 "--val-fraction",
                 "0.25",
                 "--quiet",
@@ -132,6 +136,23 @@ def test_spatial_model_trains_saves_loads_and_explains(tmp_path, capsys, kind, f
         main(["predict", str(out), "--image", str(image), "--question", question, "--explain", str(png)]) == 0
     )
     assert png.is_file()
+    # grouped (the image once, its questions gathered) = per question (a copy of it each)
+    asked = [
+        question,
+        "Is the blue object on the left?",
+        "How many objects have the same shape as the red object?",
+    ]
+    copies = [np.asarray(Image.open(image).convert("RGB"))] * len(asked)
+    assert np.allclose(
+        model.probabilities([image] * len(asked), asked), model.probabilities(copies, asked), atol=1e-6
+    )
+    # saved before the field existed: the config has no convs_per_block
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["config"]["encoder"].pop("convs_per_block") == 2
+    (out / "meta.json").write_text(json.dumps(meta))
+    old = VQAModel.load(out)
+    assert old.config.encoder.convs_per_block == 2
+    assert old.predict(image, question, top=2) == model.predict(image, question, top=2)
 
 
 def test_attention_needs_the_compact_encoder(tmp_path, capsys):

@@ -31,8 +31,8 @@ VGG_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 
 
 def build_compact_cnn(config: EncoderConfig, pool: bool = True, dtype: str = "uint8"):
-    """The trainable VGG-style stack: per block two 3x3 conv + batch norm + ReLU, a 2x2 max
-    pool; then global average pooling (``pool``), or the feature map itself for a spatial
+    """The trainable VGG-style stack: per block ``convs_per_block`` 3x3 conv + batch norm +
+    ReLU, a 2x2 max pool; then global average pooling (``pool``), or the feature map itself for a spatial
     model (8x8 cells for 64x64 images and three blocks).
 
     Batch norm matters here: easy-VQA images are mostly white, so without it the pooled
@@ -44,7 +44,7 @@ def build_compact_cnn(config: EncoderConfig, pool: bool = True, dtype: str = "ui
     inputs = keras.Input((config.side, config.side, 3), dtype=dtype, name="images")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
     for i, width in enumerate(config.widths):
-        for part in "ab":
+        for part in "abcdefgh"[: config.convs]:
             x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{i}{part}")(x)
             x = layers.BatchNormalization(name=f"bn{i}{part}")(x)
             x = layers.ReLU(name=f"relu{i}{part}")(x)

@@ -124,8 +124,9 @@ def _attention_layer(hops: int, units: int):
                 scale = ops.expand_dims(1.0 + self.query_scale[k](query), 1)
                 hidden = ops.relu(hidden * scale + ops.expand_dims(self.query_proj[k](query), 1))
                 weights = ops.softmax(ops.squeeze(self.score[k](hidden), -1), axis=-1)
-                read = ops.sum(ops.expand_dims(weights, -1) * cells, axis=1)
-                where = ops.sum(ops.expand_dims(weights, -1) * xy, axis=1)
+                # weighted sums as batched products (one matmul, not a product and a sum)
+                read = ops.einsum("qc,qcd->qd", weights, cells)
+                where = ops.einsum("qc,qcd->qd", weights, xy)
                 # the conditioned cells pooled: a direct path from every cell to the answer
                 # (soft counts, "is there a red one"), so learning need not wait for the
                 # softmax to find the right cell first
