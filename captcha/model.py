@@ -43,6 +43,17 @@ KIND = "captcha"
 FORMAT_VERSION = 2  # 2: the whole config in meta.json ("config"), every reader names itself ("reader")
 MODEL_FILE = "glyph_cnn.keras"
 ImageLike = str | os.PathLike | np.ndarray
+
+
+def pixels_of(image: ImageLike) -> np.ndarray:
+    """Grey or RGB uint8 pixels of a path or array, as every reader reads them.
+
+    :mod:`captcha.data` holds every check (pixel limit before decoding, truncated files, one-line
+    errors), composites transparent pixels onto white and shrinks huge images.
+    """
+    return read_pixels(image) if isinstance(image, (str, os.PathLike)) else to_pixels(image)
+
+
 RECHECK = 0.9  # a clean reading with a glyph less sure than this is also read by recognition
 
 
@@ -263,8 +274,7 @@ class CaptchaSolver(CaptchaModel):
     # -- reading -------------------------------------------------------------------------------
     def segment(self, image: ImageLike) -> Segmentation:
         """Shape segmentation of one image (path or array) with this model's settings."""
-        pixels = read_pixels(image) if isinstance(image, (str, os.PathLike)) else to_pixels(image)
-        seg = segment(pixels, self.settings, self.lengths)
+        seg = segment(pixels_of(image), self.settings, self.lengths)
         if seg is None:
             raise UserError("no ink found in the image (blank, too faint, or only noise)")
         return seg

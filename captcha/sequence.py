@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from captcha.data import CASES, Sample, apply_case, grey, read_pixels, to_pixels
+from captcha.data import CASES, Sample, apply_case, grey
 from captcha.model import (
     FORMAT_VERSION,
     KIND,
@@ -31,6 +31,7 @@ from captcha.model import (
     Reading,
     check_reader,
     load_network,
+    pixels_of,
     read_each,
     read_history,
 )
@@ -116,15 +117,6 @@ class SequenceConfig:
                 "max_seconds at least 0"
             )
         return ""
-
-
-def read_colour(image: ImageLike) -> np.ndarray:
-    """Grey or RGB pixels of a path or array, read as the segmenting reader reads them.
-
-    :mod:`captcha.data` holds every check (pixel limit before decoding, truncated files, one-line
-    errors), composites transparent pixels onto white and shrinks huge images.
-    """
-    return read_pixels(image) if isinstance(image, (str, os.PathLike)) else to_pixels(image)
 
 
 def fit_to_input(pixels: np.ndarray, height: int, width: int, channels: int) -> tuple[np.ndarray, float]:
@@ -418,7 +410,7 @@ class SequenceReader(CaptchaModel):
 
     # -- reading -------------------------------------------------------------------------
     def read_each(self, images: Sequence[ImageLike]) -> list[Reading | UserError]:
-        return read_each(images, read_colour, self.read_pixels)
+        return read_each(images, pixels_of, self.read_arrays)
 
     def frame_probs(self, x: np.ndarray, chunk: int = 512) -> np.ndarray:
         """Per-frame class probabilities for an input batch."""
@@ -430,7 +422,7 @@ class SequenceReader(CaptchaModel):
             np.concatenate([self._forward(x[i : i + chunk]).numpy() for i in range(0, len(x), chunk)])
         )
 
-    def read_pixels(self, images: Sequence[np.ndarray]) -> list[Reading]:
+    def read_arrays(self, images: Sequence[np.ndarray]) -> list[Reading]:
         """Decode images; boxes are the characters' frame spans in the image's columns.
 
         The network's input says how many channels it reads (models saved before colour input
@@ -486,7 +478,7 @@ def read_training_images(
     images, labels = [], []
     for sample in samples:
         try:
-            images.append(read_colour(sample.path))
+            images.append(pixels_of(sample.path))
             labels.append(apply_case(sample.label, case))
         except UserError:
             continue
