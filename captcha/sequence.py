@@ -60,6 +60,7 @@ class SequenceConfig:
     """Every default of the sequence reader (saved whole in meta.json)."""
 
     RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({"lr_patience"})  # saved by older models
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"colour": False}  # models saved before it read grey
 
     height: int = option(32, "sequence reader: input height in pixels")
     colour: bool = option(
@@ -99,6 +100,11 @@ class SequenceConfig:
     )
     case: str = option("keep", "how labels are normalised: upper, lower or keep", choices=CASES)
     seed: int = option(0, "seed of every random choice: the same seed trains the same model")
+
+    @property
+    def channels(self) -> int:
+        """Input channels: RGB, or grey."""
+        return 3 if self.colour else 1
 
     def problem(self) -> str:
         """What makes this config unusable, or "" when nothing does."""
@@ -149,7 +155,7 @@ def build_network(config: SequenceConfig, width: int, n_classes: int):
     keras = import_keras()
     from keras import layers
 
-    inputs = keras.Input((config.height, width, 3 if config.colour else 1), name="image")
+    inputs = keras.Input((config.height, width, config.channels), name="image")
     x = inputs
     if config.augment:
         x = layers.RandomTranslation(0.06, 0.03, fill_mode="constant")(x)
@@ -282,7 +288,7 @@ class SequenceReader(CaptchaModel):
         self.charset = "".join(sorted(set("".join(labels))))
         self.lengths = sorted(set(map(len, labels)))
         self.width = cfg.input_width or measured_width(images, cfg)
-        x = self.inputs(images, 3 if cfg.colour else 1)
+        x = self.inputs(images, cfg.channels)
         y = encode_labels(labels, self.charset, max(self.lengths))
         order = np.random.default_rng(cfg.seed).permutation(len(labels))
         n_val = max(1, int(round(len(labels) * cfg.val_fraction)))
@@ -423,13 +429,8 @@ class SequenceReader(CaptchaModel):
         )
 
     def read_arrays(self, images: Sequence[np.ndarray]) -> list[Reading]:
-        """Decode images; boxes are the characters' frame spans in the image's columns.
-
-        The network's input says how many channels it reads (models saved before colour input
-        read grey).
-        """
-        channels = self.model.input_shape[-1]
-        scaled = [fit_to_input(g, self.config.height, self.width, channels) for g in images]
+        """Decode images; boxes are the characters' frame spans in the image's columns."""
+        scaled = [fit_to_input(g, self.config.height, self.width, self.config.channels) for g in images]
         x = np.stack([s[0] for s in scaled]) if scaled else np.zeros((0,))
         readings = []
         for image, (_, scale), runs in zip(images, scaled, greedy_paths(self.frame_probs(x))):

@@ -78,8 +78,10 @@ def typed_field(obj: Any, name: str, hint: Any, where: str, prefix: str = "") ->
 def dataclass_from_meta(cls: type[T], obj: Any, where: str, prefix: str = "") -> T:
     """A config dataclass from its JSON form; every present field type-checked, unknown ones refused.
 
-    Absent fields take the dataclass default (older models saved fewer settings); the names in
-    the class's ``RETIRED_FIELDS`` (settings older models saved that no longer exist) are ignored.
+    Absent fields take the dataclass default (older models saved fewer settings), or the value in
+    the class's ``LEGACY_VALUES`` where the models saved before a field existed were built
+    otherwise than today's default builds; the names in the class's ``RETIRED_FIELDS`` (settings
+    older models saved that no longer exist) are ignored.
     """
     if not isinstance(obj, dict):
         raise UserError(f"{where} is damaged: {prefix.rstrip('.')} must be an object, not {obj!r}")
@@ -88,7 +90,9 @@ def dataclass_from_meta(cls: type[T], obj: Any, where: str, prefix: str = "") ->
     unknown = sorted(set(obj) - set(names) - set(getattr(cls, "RETIRED_FIELDS", ())))
     if unknown:
         raise UserError(f"{where} is damaged: unknown field(s) {', '.join(prefix + u for u in unknown)}")
-    return cls(**{name: _field(obj, name, hints[name], where, prefix) for name in names if name in obj})
+    values = dict(getattr(cls, "LEGACY_VALUES", {}))
+    values.update({name: _field(obj, name, hints[name], where, prefix) for name in names if name in obj})
+    return cls(**values)
 
 
 def _field(obj: dict, name: str, hint: Any, where: str, prefix: str) -> Any:

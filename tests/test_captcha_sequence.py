@@ -261,13 +261,15 @@ def test_the_learning_rate_holds_its_peak_on_the_ctc_plateau_then_settles_to_zer
 
 
 def test_models_saved_with_the_retired_wall_clock_settings_still_load():
-    """Older models saved lr_patience (sequence) and time budgets (auto): read and ignored, nothing else."""
+    """Older models saved lr_patience (sequence) and time budgets (auto): read and ignored, nothing else.
+
+    They were saved before colour input, so they read grey."""
     old = {
         "sequence": {"lr_patience": 3, "seed": 4},
         "choice": {"time_budget": 540.0, "min_sequence_seconds": 360},
     }
     config = config_from_json(ReaderConfig, old, "m/meta.json")
-    assert config.sequence == SequenceConfig(seed=4) and config.choice == ChoiceConfig()
+    assert config.sequence == SequenceConfig(seed=4, colour=False) and config.choice == ChoiceConfig()
     with pytest.raises(UserError, match="unknown field.*config.sequence.lr_halving"):
         config_from_json(ReaderConfig, {"sequence": {"lr_halving": 3}}, "m/meta.json")
 
@@ -306,9 +308,9 @@ def test_colour_reaches_the_network_and_grey_models_still_read(folders, tmp_path
     reader = SequenceReader(config).fit(load_folder(folders / "train")[:40], log=lambda _: None)
     reader.save(tmp_path / "grey")
     meta = json.loads((tmp_path / "grey" / "meta.json").read_text())
-    del meta["config"]["colour"]  # as a model saved before colour input: the field defaults to True
+    del meta["config"]["colour"]  # as a model saved before colour input: it read grey
     (tmp_path / "grey" / "meta.json").write_text(json.dumps(meta))
     loaded = SequenceReader.load(tmp_path / "grey")
-    assert loaded.model.input_shape[-1] == 1 and loaded.config.colour  # the network says grey
+    assert loaded.model.input_shape[-1] == 1 and not loaded.config.colour
     image = load_folder(folders / "test")[0].path
     assert loaded.predict(image).text == reader.predict(image).text

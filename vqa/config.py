@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from recognisers.contract import option
 from recognisers.errors import UserError
@@ -69,6 +69,9 @@ def _commas(values: tuple[int, ...]) -> str:
 @dataclass(frozen=True)
 class EncoderConfig:
     """Everything that decides what the image encoder outputs."""
+
+    # Models saved before convs_per_block existed had two per block in every kind.
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"convs_per_block": 2}
 
     image_encoder: str = option(
         "compact",

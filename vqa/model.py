@@ -237,8 +237,7 @@ class VQAModel(SavesModelDir):
         model_dir = Path(model_dir)
         meta = read_meta(model_dir, KIND, FORMAT_VERSION)
         where = f"{model_dir}/meta.json"
-        saved = typed_field(meta, "config", dict, where)
-        config = config_from_json(VQAConfig, _with_two_convs_per_block(saved), where)
+        config = config_from_json(VQAConfig, typed_field(meta, "config", dict, where), where)
         weights = config.encoder.vgg_weights  # the file it names is not needed to load
         try:  # the same checks as for training
             model = cls(replace(config, encoder=replace(config.encoder, vgg_weights=None)), cache_dir)
@@ -272,15 +271,6 @@ def _trained(value: T | None) -> T:
     if value is None:
         raise RuntimeError("this VQAModel is not trained: call fit(data) or VQAModel.load(dir) first")
     return value
-
-
-def _with_two_convs_per_block(saved: dict) -> dict:
-    """A saved config from before ``convs_per_block`` existed had two convolutions per block
-    in every kind (the attention kind's default is one now): the saved model loads as built."""
-    encoder = saved.get("encoder")
-    if isinstance(encoder, dict) and "convs_per_block" not in encoder:
-        return {**saved, "encoder": {**encoder, "convs_per_block": 2}}
-    return saved
 
 
 def _vocabularies(meta: dict, where: str) -> tuple[QuestionEncoder, list[str]]:
