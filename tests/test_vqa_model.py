@@ -61,8 +61,9 @@ def test_kind_defaults_are_filled_in_from_the_one_table():
         assert config.encoder.image_size == defaults.image_size
         assert config.training.learning_rate == defaults.learning_rate
         assert config.training.learning_rate_decay == defaults.learning_rate_decay
-    vgg = VQAConfig(EncoderConfig(image_encoder="vgg16")).resolved().encoder
-    assert (vgg.image_size, vgg.vgg_layer) == (224, "pool")
+    assert VQAConfig().resolved().network.model == "attention"
+    vgg = VQAConfig(EncoderConfig(image_encoder="vgg16")).resolved()
+    assert (vgg.encoder.image_size, vgg.encoder.vgg_layer, vgg.network.model) == (224, "pool", "cnn-lstm")
     given = VQAConfig(
         EncoderConfig(image_size=48, filters=(2,)),
         NetworkConfig(model="relation"),
