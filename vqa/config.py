@@ -5,9 +5,11 @@
 options from these fields (``recognisers.contract.add_config_options``), and a model saves its
 config whole in ``meta.json``.
 
-What differs per network kind (filters, learning rate, image size) is one table,
-:data:`KIND_DEFAULTS`: such fields default to None, meaning "the kind's default", and
-:meth:`VQAConfig.resolved` fills them in; a model holds and saves the resolved config.
+The kind itself defaults to None too: :data:`DEFAULT_KIND` (chosen on validation), the
+baseline for frozen VGG features. What differs per network kind (filters, learning rate and
+its decay, image size, epochs) is one table, :data:`KIND_DEFAULTS`: such fields default to
+None, meaning "the kind's default", and :meth:`VQAConfig.resolved` fills them in; a model
+holds and saves the resolved config.
 """
 
 from __future__ import annotations
@@ -244,8 +246,10 @@ class VQAConfig:
     training: TrainConfig = field(default_factory=TrainConfig)
 
     def resolved(self) -> VQAConfig:
-        """This config with every "kind's default" (None) filled in from :data:`KIND_DEFAULTS`,
-        and checked: a setting the model cannot use is a :class:`UserError` here."""
+        """This config with its network kind (:data:`DEFAULT_KIND`, or the baseline for a
+        frozen VGG encoder) and every "kind's default" (None) filled in from
+        :data:`KIND_DEFAULTS`, and checked: a setting the model cannot use is a
+        :class:`UserError` here."""
         default_kind = FROZEN_ENCODER_KIND if self.encoder.frozen else DEFAULT_KIND
         network = replace(self.network, model=_or(self.network.model, default_kind))
         network.check(self.encoder)
