@@ -2,10 +2,11 @@
 
 One command, one table, one JSON file:
 
-    .venv/bin/python bench/vqa_bench.py [--seeds 0 1 2] [--out runs/bench/vqa]
+    .venv/bin/python bench/vqa_bench.py [--seeds 0 1 2] [--model KIND] [--out runs/bench/vqa]
 
 Training uses the default settings of ``vqa train`` (chosen on the validation slice cut from
-easy-VQA train; the test split is only used here, for the figures).
+easy-VQA train; the test split is only used here, for the figures); ``--model`` names another
+network kind, with that kind's defaults.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ quiet_tensorflow()
 
 
 def main() -> int:
+    from vqa.config import KINDS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="default: vqa train's")
+    parser.add_argument("--model", choices=KINDS, help="default: vqa train's")
     parser.add_argument("--out", default="runs/bench/vqa")
     parser.add_argument("--latency-calls", type=int, default=200)
     parser.add_argument("--throughput-runs", type=int, default=5)
@@ -35,7 +39,7 @@ def main() -> int:
 
     from recognisers.modeldir import write_json
     from recognisers.tables import print_table
-    from vqa.config import TrainConfig, VQAConfig
+    from vqa.config import NetworkConfig, TrainConfig, VQAConfig
     from vqa.data import read_easy_vqa
     from vqa.model import VQAModel
 
@@ -48,7 +52,8 @@ def main() -> int:
         training = (
             TrainConfig(seed=seed) if args.epochs is None else TrainConfig(epochs=args.epochs, seed=seed)
         )
-        model = VQAModel(VQAConfig(training=training)).fit(train_set)
+        network = NetworkConfig(model=args.model)
+        model = VQAModel(VQAConfig(network=network, training=training)).fit(train_set)
         model.save(model_dir, force=True)
         wall = time.perf_counter() - started
         report = VQAModel.load(model_dir).evaluate(test_set).metrics

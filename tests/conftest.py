@@ -50,7 +50,11 @@ def captcha_model_dir(captcha_data):
     return captcha_data / "model"
 
 
+# The baseline kind (not the default, attention): the quickest to train, and the model whose
+# explanation is gradient saliency (the attention kind's maps are tested in test_vqa_spatial.py).
 VQA_TINY_TRAIN_ARGS = [
+    "--model",
+    "cnn-lstm",
     "--epochs",
     "12",
     "--image-size",

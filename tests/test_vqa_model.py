@@ -60,8 +60,10 @@ def test_kind_defaults_are_filled_in_from_the_one_table():
         assert config.encoder.convs_per_block == defaults.convs_per_block
         assert config.encoder.image_size == defaults.image_size
         assert config.training.learning_rate == defaults.learning_rate
-    vgg = VQAConfig(EncoderConfig(image_encoder="vgg16")).resolved().encoder
-    assert (vgg.image_size, vgg.vgg_layer) == (224, "pool")
+        assert config.training.learning_rate_decay == defaults.learning_rate_decay
+    assert VQAConfig().resolved().network.model == "attention"
+    vgg = VQAConfig(EncoderConfig(image_encoder="vgg16")).resolved()
+    assert (vgg.encoder.image_size, vgg.encoder.vgg_layer, vgg.network.model) == (224, "pool", "cnn-lstm")
     given = VQAConfig(
         EncoderConfig(image_size=48, filters=(2,)),
         NetworkConfig(model="relation"),
@@ -71,12 +73,22 @@ def test_kind_defaults_are_filled_in_from_the_one_table():
     assert VQAConfig(EncoderConfig(vgg_weights="None")).resolved().encoder.vgg_weights is None
 
 
+def test_cosine_decay_falls_from_the_rate_to_zero_over_the_most_epochs():
+    from vqa.train import _learning_rate
+
+    settings = TrainConfig(epochs=4, learning_rate=0.01, learning_rate_decay="cosine")
+    rate = _learning_rate(settings, steps_per_epoch=25)
+    assert [round(float(rate(step)), 6) for step in (0, 50, 100)] == [0.01, 0.005, 0.0]
+    assert _learning_rate(replace(settings, learning_rate_decay="none"), 25) == 0.01
+
+
 @pytest.mark.parametrize(
     "config, message",
     [
         (VQAConfig(training=TrainConfig(epochs=0)), "--epochs must be at least 1"),
         (VQAConfig(training=TrainConfig(learning_rate=0.0)), "--learning-rate must be positive"),
         (VQAConfig(training=TrainConfig(max_length=0)), "--max-length must be positive"),
+        (VQAConfig(training=TrainConfig(learning_rate_decay="step")), "--learning-rate-decay must be one of"),
         (VQAConfig(EncoderConfig(image_size=0)), "--image-size must be at least 32"),
         (VQAConfig(EncoderConfig(convs_per_block=0)), "--convs-per-block must be 1 to 8"),
         (VQAConfig(EncoderConfig(image_encoder="vgg16", vgg_layer="fc7", image_size=64)), "224"),

@@ -212,7 +212,10 @@ def every_colour_questions(folder, images: int, seed: int) -> list[dict]:
 
 def test_the_heat_for_the_red_object_covers_the_red_object(tmp_path):
     """A small attention model, trained for a minute, looks at the object the question names
-    (16 epochs: at 10, one thread passed and two threads, another numeric path, did not)."""
+    (16 epochs: at 10, one thread passed and two threads, another numeric path, did not; a
+    constant rate, as the test was made: with the kind's cosine decay the rate averages half
+    of 3e-3, and in 16 epochs the heat of this small model was on the red object in fewer
+    than 10 of the 12 scenes)."""
     from vqa.config import EncoderConfig, NetworkConfig, TrainConfig, VQAConfig
     from vqa.data import read_jsonl
     from vqa.model import VQAModel
@@ -221,7 +224,9 @@ def test_the_heat_for_the_red_object_covers_the_red_object(tmp_path):
     config = VQAConfig(
         encoder=EncoderConfig(filters=(8, 16, 16)),
         network=NetworkConfig(model="attention", hidden=32, embed_dim=16, lstm_units=(16,)),
-        training=TrainConfig(epochs=16, batch_size=64, learning_rate=3e-3, patience=16),
+        training=TrainConfig(
+            epochs=16, batch_size=64, learning_rate=3e-3, learning_rate_decay="none", patience=16
+        ),
     )
     model = VQAModel(config).fit(read_jsonl(tmp_path / "train" / MANIFEST), verbose=0)
     covered = []

@@ -19,7 +19,7 @@ import numpy as np
 from recognisers.errors import UserError
 from recognisers.training import HISTORY_CSV, set_seed, training_callbacks
 from vqa.batches import training_dataset
-from vqa.config import VQAConfig
+from vqa.config import TrainConfig, VQAConfig
 from vqa.data import VQASet, answer_vocabulary, split_by_image
 from vqa.features import build_vgg_encoder, image_table
 from vqa.network import answers_view, build_vqa_model
@@ -58,11 +58,6 @@ def train(data: VQASet, config: VQAConfig, cache_dir: str | os.PathLike, verbose
     import keras
 
     trainable = answers_view(network)
-    trainable.compile(
-        optimizer=keras.optimizers.Adam(settings.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
     train_ds = training_dataset(
         tables[0],
         train_part.image_index,
@@ -70,6 +65,11 @@ def train(data: VQASet, config: VQAConfig, cache_dir: str | os.PathLike, verbose
         train_labels,
         settings.batch_size,
         settings.seed,
+    )
+    trainable.compile(
+        optimizer=keras.optimizers.Adam(_learning_rate(settings, int(train_ds.cardinality()))),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
     )
     val_ds = training_dataset(
         tables[1], val_part.image_index, questions(val_part.questions), val_labels, 1024, None
@@ -90,6 +90,17 @@ def train(data: VQASet, config: VQAConfig, cache_dir: str | os.PathLike, verbose
     seconds = time.perf_counter() - started
     info = _training_info(data, train_part, val_part, config, history.history, seconds)
     return Trained(network, questions, answers, image_encoder, info, rows)
+
+
+def _learning_rate(settings: TrainConfig, steps_per_epoch: int):
+    """Adam's learning rate: constant, or decaying to zero along a cosine by the last step of
+    the most epochs (small late steps settle fine distinctions a constant rate keeps shaking)."""
+    import keras
+
+    if settings.learning_rate_decay == "none":
+        return settings.learning_rate
+    steps = settings.most_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(settings.learning_rate, decay_steps=steps)
 
 
 def _in_vocabulary(part: VQASet, answers: list[str]) -> tuple[VQASet, np.ndarray]:
