@@ -190,15 +190,21 @@ def learning_rate(
     return peak * 0.5 * (1 + math.cos(math.pi * done))
 
 
-def still_improving(best: tuple, cycle_start: int | None, cycle_end: int) -> bool:
-    """Whether a cycle's best epoch (``best``: accuracy, loss, epoch, ...) fell in its last quarter.
+def still_improving(best: tuple, cycle_start: int | None, cycle_end: int, first: int = 0) -> bool:
+    """Whether a cycle (epochs ``first`` to ``cycle_end``) has more to give: worth another.
 
-    The cosine ends each cycle at a rate near 0, so a model that has learned what it can
-    settles early and its best reading stays put; one whose best reading is still moving in
-    the last quarter has more to learn. A slice read perfectly has nothing left to show.
+    ``best`` is (accuracy, loss, epoch, ...); ``cycle_start`` is the epoch its cosine began
+    (the first after one that read a validation image right). The cosine ends each cycle at a
+    rate near 0, so a model that has learned what it can settles early and its best reading
+    stays put; one whose best reading is still moving in the last quarter has more to learn.
+    So has one that spent most of the cycle on the CTC plateau: its cosine, under half the
+    cycle, was too short to settle (a style that reads late is not one that has been learned).
+    A slice read perfectly has nothing left to show.
     """
     if cycle_start is None or not 0 < best[0] < 1:
         return False
+    if 2 * (cycle_end - cycle_start) < cycle_end - first:
+        return True
     return best[2] >= min(cycle_end - 1, cycle_start + 0.75 * (cycle_end - cycle_start))
 
 
@@ -350,7 +356,7 @@ class SequenceReader(CaptchaModel):
         epochs, most = plan
         stopped_by = "step budget" if epochs < cfg.epochs else "epochs"
         reading_from = None  # the first epoch after one that read a validation image right
-        cycle, epoch = 0, 0
+        cycle, epoch, first = 0, 0, 0  # first: the cycle's first epoch
         while epoch < epochs:
             rate = learning_rate(cfg, epoch, epochs, reading_from, cycle)
             self.model.optimizer.learning_rate.assign(rate)
@@ -387,8 +393,8 @@ class SequenceReader(CaptchaModel):
                 stopped_by = "time cap"  # one more epoch would not fit
                 break
             epoch += 1
-            if epoch == epochs < most and still_improving(best, reading_from, epochs):
-                cycle, reading_from = cycle + 1, epochs  # another, shorter cycle
+            if epoch == epochs < most and still_improving(best, reading_from, epochs, first):
+                cycle, reading_from, first = cycle + 1, epochs, epochs  # another, shorter cycle
                 epochs = min(most, epochs + max(1, plan[0] // 2**cycle))
                 stopped_by = "step cap" if epochs == most < cfg.epochs else stopped_by
         self.model.set_weights(best[3])
