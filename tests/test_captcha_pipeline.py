@@ -266,8 +266,19 @@ def test_a_folder_of_variable_length_captchas_trains_and_reads(tmp_path, capsys)
             )
             == 0
         )
+    # the segmenting reader's lengths (auto now keeps the sequence reader on this folder; its
+    # variable lengths are tested in test_captcha_sequence.py)
     code, out, _ = run(
-        capsys, "train", tmp_path / "train", "--out", tmp_path / "m", "--epochs", "4", "--quiet"
+        capsys,
+        "train",
+        tmp_path / "train",
+        "--out",
+        tmp_path / "m",
+        "--reader",
+        "segment",
+        "--epochs",
+        "4",
+        "--quiet",
     )
     assert code == 0 and "clean-up" in out
     meta = json.loads((tmp_path / "m" / "meta.json").read_text())

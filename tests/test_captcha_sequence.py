@@ -285,13 +285,16 @@ def test_a_cycle_still_improving_in_its_last_quarter_earns_another_at_half_the_r
     assert reader.training["best_epoch"] > 6  # the second cycle read the slice better
 
 
-def test_still_improving_means_the_best_epoch_is_in_the_cycles_last_quarter():
+def test_still_improving_means_a_best_epoch_in_the_last_quarter_or_a_late_reading():
     best = (0.5, 1.0, 9, None)  # accuracy, loss, epoch, weights
     assert still_improving(best, 2, 10)  # epochs 2..9 of the cosine: 9 >= 8
     assert not still_improving((0.5, 1.0, 7, None), 2, 10)  # it settled before the last quarter
     assert not still_improving((1.0, 0.0, 9, None), 2, 10)  # nothing left to read better
     assert not still_improving(best, None, 10)  # never read anything: more of the same will not help
     assert still_improving(best, 10, 10)  # read first in the cycle's last epoch: no cosine yet
+    settled_late = (0.5, 1.0, 7, None)  # read from epoch 6 of 0..9, settled before the last quarter
+    assert still_improving(settled_late, 6, 10)  # most of the cycle on the plateau: a short cosine
+    assert not still_improving(settled_late, 6, 10, first=6)  # a whole cycle of cosine: it settled
 
 
 def test_colour_reaches_the_network_and_grey_models_still_read(folders, tmp_path):
