@@ -146,12 +146,14 @@ def test_spatial_model_trains_saves_loads_and_explains(tmp_path, capsys, kind, f
     assert np.allclose(
         model.probabilities([image] * len(asked), asked), model.probabilities(copies, asked), atol=1e-6
     )
-    # saved before the field existed: the config has no convs_per_block
+    # saved before the fields existed: the config has no convs_per_block, no learning_rate_decay
     meta = json.loads((out / "meta.json").read_text())
     assert meta["config"]["encoder"].pop("convs_per_block") == 2
+    meta["config"]["training"].pop("learning_rate_decay")
     (out / "meta.json").write_text(json.dumps(meta))
     old = VQAModel.load(out)
     assert old.config.encoder.convs_per_block == 2
+    assert old.config.training.learning_rate_decay == "none"  # they trained at a constant rate
     assert old.predict(image, question, top=2) == model.predict(image, question, top=2)
 
 

@@ -197,6 +197,9 @@ class NetworkConfig:
 class TrainConfig:
     """How a model is fitted (the defaults are the easy-VQA settings of the bench)."""
 
+    # Models saved before learning_rate_decay existed trained at a constant rate.
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"learning_rate_decay": "none"}
+
     epochs: int | None = option(
         None, "most epochs, early stopping may end sooner (default: " + _per_kind("epochs") + ")"
     )
