@@ -111,7 +111,12 @@ def read_each(
 
 @dataclass
 class Reading:
-    """The text read from one CAPTCHA, its confidence (product of per-glyph ones) and its boxes."""
+    """The text read from one CAPTCHA, its confidence (product of per-glyph ones) and its boxes.
+
+    ``boxes`` are (x0, y0, x1, y1) in the pixels the reader read: an image over ``MAX_SIDE`` pixels a
+    side is shrunk first (:func:`captcha.data.shrink`), so divide them by
+    ``captcha.data.shrink_scale(image.shape)`` to draw them on the image as given.
+    """
 
     text: str
     confidence: float
