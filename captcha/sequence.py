@@ -50,7 +50,8 @@ POOL_X = 4  # the CNN shrinks x by this much: one CTC frame per 4 input columns
 # (3,242 images to train on, batch 32, inputs 32 x 96) ran 2,448 steps in 418 s, 5.9 steps
 # (190 images) per second, on one pinned core while other jobs ran; auto's two readers took
 # 596 s on its 4,002 images there. 5,000 images (batch 40) scale to about 530 s for this
-# reader and 12 minutes for both on that one core: the 10 minutes are for two cores.
+# reader and 12 minutes for both on that one core: the 10 minutes are for two cores. (Those
+# figures are the 16/32/64 conv stack's; the wider one costs about 1.4 times as much a step.)
 STEP_BUDGET = 2500
 STEP_CAP = 3750  # a cycle of 2,500 steps, then at most one of 1,250 (see train_epochs)
 
