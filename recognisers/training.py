@@ -21,31 +21,51 @@ def set_seed(seed: int) -> None:
     keras.utils.set_random_seed(int(seed))
 
 
+def higher_is_better(monitor: str) -> bool:
+    """Whether a larger ``monitor`` is a better epoch (accuracies) or a smaller one (losses)."""
+    return monitor.endswith("accuracy")
+
+
 def training_callbacks(model_dir: Path, patience: int = 3, monitor: str = "val_loss") -> list:
-    """History to CSV and early stopping that restores the best weights seen on validation."""
+    """History to CSV and early stopping on ``monitor``: training ends after ``patience`` epochs
+    without a better value, and the weights of the first epoch with the best value are kept
+    (Keras restores them at the end of training, stopped early or not)."""
     import keras
 
+    mode = "max" if higher_is_better(monitor) else "min"
     return [
         keras.callbacks.CSVLogger(str(model_dir / HISTORY_CSV)),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
+        ),
     ]
+
+
+def best_epoch(rows: list[dict], monitor: str = "val_loss") -> int | None:
+    """The index of the epoch :func:`training_callbacks` keeps: the first with the best
+    ``monitor`` (a later tie is no improvement to Keras's EarlyStopping); None without one.
+    ``rows`` are the history rows (CSVLogger's, or ``History.history`` turned into rows)."""
+    scored = [(float(r[monitor]), i) for i, r in enumerate(rows) if r.get(monitor) not in (None, "")]
+    if not scored:
+        return None
+    sign = -1 if higher_is_better(monitor) else 1
+    return min(scored, key=lambda s: (sign * s[0], s[1]))[1]
 
 
 def kept_epoch(rows: list[dict], monitor: str = "val_loss") -> str:
     """The line a training summary prints: which epoch was kept, and by which validation measure.
 
-    :func:`training_callbacks` restores the weights of the epoch with the lowest ``monitor``, which
-    need not be the one with the best validation accuracy; saying so avoids a surprise.
-    ``rows`` are the history rows (CSVLogger's, or ``History.history`` turned into rows).
+    The epoch kept by ``monitor`` need not be the one that is best by the other validation
+    measures; showing them beside it avoids a surprise.
     """
-    scored = [(float(r[monitor]), i) for i, r in enumerate(rows) if r.get(monitor) not in (None, "")]
-    if not scored:
+    i = best_epoch(rows, monitor)
+    if i is None:
         return "kept the last epoch (no validation measure recorded)"
-    best, i = min(scored)
     others = ", ".join(
         f"{k} {float(v):.4g}" for k, v in rows[i].items() if k.startswith("val_") and k != monitor
     )
-    return f"kept epoch {i + 1} of {len(rows)}: lowest {monitor} {best:.4g}" + (
+    word = "highest" if higher_is_better(monitor) else "lowest"
+    return f"kept epoch {i + 1} of {len(rows)}: {word} {monitor} {float(rows[i][monitor]):.4g}" + (
         f" ({others})" if others else ""
     )
 
