@@ -26,30 +26,35 @@ def higher_is_better(monitor: str) -> bool:
     return monitor.endswith("accuracy")
 
 
-def training_callbacks(model_dir: Path, patience: int = 3, monitor: str = "val_loss") -> list:
+def training_callbacks(
+    model_dir: Path, patience: int = 3, monitor: str = "val_loss", tie_break: str = "val_loss"
+) -> list:
     """History to CSV and early stopping on ``monitor``: training ends after ``patience`` epochs
-    without a better value, and the weights of the first epoch with the best value are kept
-    (Keras restores them at the end of training, stopped early or not)."""
+    without a better value, and the weights of the best epoch are restored at the end (stopped
+    early or not); of epochs equal on ``monitor``, the one lowest on ``tie_break``
+    (:mod:`recognisers.stopping`)."""
     import keras
+
+    from recognisers.stopping import EarlyStoppingWithTieBreak
 
     mode = "max" if higher_is_better(monitor) else "min"
     return [
         keras.callbacks.CSVLogger(str(model_dir / HISTORY_CSV)),
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
-        ),
+        EarlyStoppingWithTieBreak(monitor=monitor, mode=mode, patience=patience, tie_break=tie_break),
     ]
 
 
-def best_epoch(rows: list[dict], monitor: str = "val_loss") -> int | None:
-    """The index of the epoch :func:`training_callbacks` keeps: the first with the best
-    ``monitor`` (a later tie is no improvement to Keras's EarlyStopping); None without one.
+def best_epoch(rows: list[dict], monitor: str = "val_loss", tie_break: str = "val_loss") -> int | None:
+    """The index of the epoch :func:`training_callbacks` keeps: the best ``monitor``, of equal
+    ones the lowest ``tie_break``, of equal ones the first; None without a ``monitor``.
     ``rows`` are the history rows (CSVLogger's, or ``History.history`` turned into rows)."""
-    scored = [(float(r[monitor]), i) for i, r in enumerate(rows) if r.get(monitor) not in (None, "")]
-    if not scored:
-        return None
     sign = -1 if higher_is_better(monitor) else 1
-    return min(scored, key=lambda s: (sign * s[0], s[1]))[1]
+
+    def rank(i: int) -> tuple[float, float, int]:
+        return sign * float(rows[i][monitor]), float(rows[i].get(tie_break) or 0.0), i
+
+    scored = [i for i, r in enumerate(rows) if r.get(monitor) not in (None, "")]
+    return min(scored, key=rank) if scored else None
 
 
 def kept_epoch(rows: list[dict], monitor: str = "val_loss") -> str:

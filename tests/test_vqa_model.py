@@ -222,7 +222,7 @@ class _Weights:
         self.epoch = weights[0]
 
 
-def _replay(accuracies: list[float]) -> tuple[int, int]:
+def _replay(accuracies: list[float], losses: list[float] | None = None) -> tuple[int, int]:
     """(epochs run, epoch whose weights end up in the model), both 1-based, under the default
     stop rule of ``vqa train`` (its early-stopping callback fed this validation history)."""
     from recognisers.training import training_callbacks
@@ -234,7 +234,8 @@ def _replay(accuracies: list[float]) -> tuple[int, int]:
     stop.on_train_begin()
     for epoch, accuracy in enumerate(accuracies):
         model.epoch = epoch
-        stop.on_epoch_end(epoch, {STOP_MONITOR: accuracy / 100, "val_loss": 1.0})
+        loss = 1.0 if losses is None else losses[epoch]
+        stop.on_epoch_end(epoch, {STOP_MONITOR: accuracy / 100, "val_loss": loss})
         if model.stop_training:
             break
     stop.on_train_end()
@@ -246,9 +247,14 @@ def test_the_stop_rule_ends_a_settled_run_and_lets_a_rising_one_finish():
     assert _replay(EASY_VQA) == (10, 7)
     assert _replay(SHAPES_COSINE) == (16, 14)  # the highest, not the last
     assert _replay(SHAPES_CONSTANT) == (16, 15)
+    # of equally accurate epochs the lowest validation loss is kept; a tie resets no patience
+    assert _replay([50, 80, 80, 70, 60, 55], [0.9, 0.5, 0.4, 0.6, 0.7, 0.8]) == (5, 3)
+    assert _replay([50, 80, 80, 70, 60, 55], [0.9, 0.4, 0.5, 0.6, 0.7, 0.8]) == (5, 2)
 
 
 def test_training_stops_on_validation_accuracy_and_keeps_the_best_weights(little_set):
+    from recognisers.training import best_epoch
+    from vqa.config import STOP_MONITOR
     from vqa.data import split_by_image
     from vqa.model import VQAModel
 
@@ -257,7 +263,8 @@ def test_training_stops_on_validation_accuracy_and_keeps_the_best_weights(little
     accuracies = [float(row["val_accuracy"]) for row in model.history]
     kept = model.info["best_epoch"]
     assert len(accuracies) < 40  # the 8 validation questions stop changing long before
-    assert len(accuracies) == kept + 2 and accuracies.index(max(accuracies)) == kept - 1
+    assert accuracies[kept - 1] == max(accuracies) and kept - 1 == best_epoch(model.history, STOP_MONITOR)
+    assert len(accuracies) == accuracies.index(max(accuracies)) + 1 + 2  # patience after the first best
     assert model.kept_epoch.startswith(f"kept epoch {kept} of {len(accuracies)}: highest val_accuracy")
     # the model holds the kept epoch's weights, not the last epoch's
     _, validation = split_by_image(little_set, config.training.val_fraction, config.training.seed)

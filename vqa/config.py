@@ -223,8 +223,8 @@ class TrainConfig:
     val_fraction: float = option(0.1, "share of training images kept for validation / early stopping")
     patience: int = option(
         3,
-        "early stopping: epochs without a higher validation accuracy (the first epoch with the "
-        "highest is kept)",
+        "early stopping: epochs without a higher validation accuracy (the epoch with the highest "
+        "is kept, of equal ones the lowest validation loss)",
     )
     seed: int = option(0, "seed of Python, NumPy and Keras (the same seed, the same model)")
     top_answers: int = option(1000, "answer vocabulary size (the most frequent training answers)")

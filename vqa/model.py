@@ -70,7 +70,8 @@ class VQAModel(SavesModelDir):
 
     def fit(self, data: VQASet, verbose: int = 2) -> VQAModel:
         """Train on ``data`` (a validation slice of whole images is cut from it for early
-        stopping; the weights of the first epoch with the highest validation accuracy are kept)."""
+        stopping; the weights of the epoch with the highest validation accuracy are kept, of equal
+        ones the lowest validation loss)."""
         import_keras()
         self._learnt(train(data, self.config, self.cache_dir, verbose))
         return self
