@@ -109,9 +109,9 @@ def centre_distance(a: Thing, b: Thing) -> float:
 
 def edge_distance(a: Thing, b: Thing, radius: float) -> float:
     """Distance between the nearest points of two things (squares of half side ``radius``,
-    circles of radius ``radius``, points): the gap between ``a`` and ``b`` is the distance from
-    ``a``'s centre to ``b`` grown by ``a``, a box of half side (sum of the squares' half sides)
-    with corners rounded by (sum of the circles' radii)."""
+    circles of radius ``radius``, points): the distance from one centre to the other thing
+    grown by the first, a box whose half side is the sum of the squares' half sides, its
+    corners rounded by the sum of the circles' radii."""
     half = sum(radius for t in (a, b) if t[0] == "square")
     rounded = sum(radius for t in (a, b) if t[0] == "circle")
     dx, dy = max(abs(a[1] - b[1]) - half, 0.0), max(abs(a[2] - b[2]) - half, 0.0)
