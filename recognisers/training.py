@@ -21,31 +21,56 @@ def set_seed(seed: int) -> None:
     keras.utils.set_random_seed(int(seed))
 
 
-def training_callbacks(model_dir: Path, patience: int = 3, monitor: str = "val_loss") -> list:
-    """History to CSV and early stopping that restores the best weights seen on validation."""
+def higher_is_better(monitor: str) -> bool:
+    """Whether a larger ``monitor`` is a better epoch (accuracies) or a smaller one (losses)."""
+    return monitor.endswith("accuracy")
+
+
+def training_callbacks(
+    model_dir: Path, patience: int = 3, monitor: str = "val_loss", tie_break: str = "val_loss"
+) -> list:
+    """History to CSV and early stopping on ``monitor``: training ends after ``patience`` epochs
+    without a better value, and the weights of the best epoch are restored at the end (stopped
+    early or not); of epochs equal on ``monitor``, the one lowest on ``tie_break``
+    (:mod:`recognisers.stopping`)."""
     import keras
 
+    from recognisers.stopping import EarlyStoppingWithTieBreak
+
+    mode = "max" if higher_is_better(monitor) else "min"
     return [
         keras.callbacks.CSVLogger(str(model_dir / HISTORY_CSV)),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
+        EarlyStoppingWithTieBreak(monitor=monitor, mode=mode, patience=patience, tie_break=tie_break),
     ]
+
+
+def best_epoch(rows: list[dict], monitor: str = "val_loss", tie_break: str = "val_loss") -> int | None:
+    """The index of the epoch :func:`training_callbacks` keeps: the best ``monitor``, of equal
+    ones the lowest ``tie_break``, of equal ones the first; None without a ``monitor``.
+    ``rows`` are the history rows (CSVLogger's, or ``History.history`` turned into rows)."""
+    sign = -1 if higher_is_better(monitor) else 1
+
+    def rank(i: int) -> tuple[float, float, int]:
+        return sign * float(rows[i][monitor]), float(rows[i].get(tie_break) or 0.0), i
+
+    scored = [i for i, r in enumerate(rows) if r.get(monitor) not in (None, "")]
+    return min(scored, key=rank) if scored else None
 
 
 def kept_epoch(rows: list[dict], monitor: str = "val_loss") -> str:
     """The line a training summary prints: which epoch was kept, and by which validation measure.
 
-    :func:`training_callbacks` restores the weights of the epoch with the lowest ``monitor``, which
-    need not be the one with the best validation accuracy; saying so avoids a surprise.
-    ``rows`` are the history rows (CSVLogger's, or ``History.history`` turned into rows).
+    The epoch kept by ``monitor`` need not be the one that is best by the other validation
+    measures; showing them beside it avoids a surprise.
     """
-    scored = [(float(r[monitor]), i) for i, r in enumerate(rows) if r.get(monitor) not in (None, "")]
-    if not scored:
+    i = best_epoch(rows, monitor)
+    if i is None:
         return "kept the last epoch (no validation measure recorded)"
-    best, i = min(scored)
     others = ", ".join(
         f"{k} {float(v):.4g}" for k, v in rows[i].items() if k.startswith("val_") and k != monitor
     )
-    return f"kept epoch {i + 1} of {len(rows)}: lowest {monitor} {best:.4g}" + (
+    word = "highest" if higher_is_better(monitor) else "lowest"
+    return f"kept epoch {i + 1} of {len(rows)}: {word} {monitor} {float(rows[i][monitor]):.4g}" + (
         f" ({others})" if others else ""
     )
 

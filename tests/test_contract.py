@@ -117,4 +117,10 @@ def test_kept_epoch_names_the_epoch_and_measure():
         {"epoch": 2, "val_loss": 0.6, "val_accuracy": 0.8},
     ]
     assert kept_epoch(rows) == "kept epoch 2 of 3: lowest val_loss 0.4 (val_accuracy 0.7)"
+    # an accuracy is better higher; of equal ones the lowest validation loss, then the first
+    rows += [
+        {"epoch": 3, "val_loss": 0.3, "val_accuracy": 0.8},
+        {"epoch": 4, "val_loss": 0.3, "val_accuracy": 0.8},
+    ]
+    assert kept_epoch(rows, "val_accuracy") == "kept epoch 4 of 5: highest val_accuracy 0.8 (val_loss 0.3)"
     assert kept_epoch([{"epoch": 0, "loss": 1.0}]).startswith("kept the last epoch")

@@ -335,6 +335,24 @@ def test_several_questions_one_image_and_unknown_words(vqa_model_dir, vqa_sample
     assert len(out) == 6 and out[0].startswith("what color?\t") and out[5].count("\t") == 2
 
 
+def test_the_score_sub_model_is_built_once_per_network_and_goes_with_it():
+    import gc
+
+    import keras
+
+    from vqa.explain import _ANSWER_FEATURES, answer_features
+
+    pixels, tokens, index = keras.Input((4,)), keras.Input((3,)), keras.Input((), dtype="int32")
+    hidden = keras.layers.Dense(5)(keras.layers.Concatenate()([pixels, tokens]))
+    network = keras.Model([pixels, tokens, index], keras.layers.Dense(2, name="answers")(hidden))
+    features = answer_features(network)
+    assert features is answer_features(network) and features.output.shape == (None, 5)
+    held = len(_ANSWER_FEATURES)
+    del network, features
+    gc.collect()
+    assert len(_ANSWER_FEATURES) == held - 1
+
+
 def test_explain_baseline_with_gradient_saliency(vqa_model_dir, vqa_sample, tmp_path, capsys):
     model = VQAModel.load(vqa_model_dir)
     explanation = model.explain(vqa_sample, "what color is the shape?")
@@ -364,6 +382,10 @@ def test_explain_baseline_with_gradient_saliency(vqa_model_dir, vqa_sample, tmp_
     hot = np.unravel_index(np.argmax(heat), heat.shape)
     cold = np.unravel_index(np.argmin(heat), heat.shape)
     assert change(*hot) > change(*cold)
+    # the score's sub-model was built once for this network (not once per score), and goes with it
+    from vqa.explain import _ANSWER_FEATURES, answer_features
+
+    assert answer_features(network) is answer_features(network) and network in _ANSWER_FEATURES
     png = tmp_path / "heat.png"
     assert (
         main(

@@ -11,11 +11,14 @@ sensitive to.
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from vqa.images import load_image
+
+_ANSWER_FEATURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # see answer_features
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,19 @@ def attention_maps(network, pixels: np.ndarray, tokens: np.ndarray) -> tuple[np.
     return np.asarray(probs)[0], _scaled(maps.reshape(len(maps), side, side))
 
 
+def answer_features(float_network):
+    """The sub-model from ``float_network``'s inputs to its answer layer's input, built once per
+    network and kept while the network lives (building a Keras model on every score cost more
+    than running it)."""
+    import keras
+
+    features = _ANSWER_FEATURES.get(float_network)
+    if features is None:
+        features = keras.Model(float_network.inputs, float_network.get_layer("answers").input)
+        _ANSWER_FEATURES[float_network] = features
+    return features
+
+
 def answer_score(float_network, pixels, tokens, answer: int):
     """The answer's unnormalised score (its logit, the softmax's input) for a batch of one.
 
@@ -70,7 +86,7 @@ def answer_score(float_network, pixels, tokens, answer: int):
 
     dense = float_network.get_layer("answers")
     inputs = [keras.ops.convert_to_tensor(pixels, "float32"), keras.ops.convert_to_tensor(tokens)]
-    features = keras.Model(float_network.inputs, dense.input)([*inputs, keras.ops.zeros((1,), "int32")])
+    features = answer_features(float_network)([*inputs, keras.ops.zeros((1,), "int32")])
     return keras.ops.matmul(features, dense.kernel[:, answer])[0] + dense.bias[answer]
 
 

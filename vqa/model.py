@@ -27,7 +27,7 @@ from recognisers.metafields import typed_field
 from recognisers.modeldir import read_meta, write_meta
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, kept_epoch, plot_history
 from vqa.batches import iterate_batches
-from vqa.config import VQAConfig
+from vqa.config import STOP_MONITOR, VQAConfig
 from vqa.data import VQASet
 from vqa.features import build_vgg_encoder, default_cache_dir, image_table
 from vqa.network import answers_view, build_vqa_model
@@ -70,7 +70,8 @@ class VQAModel(SavesModelDir):
 
     def fit(self, data: VQASet, verbose: int = 2) -> VQAModel:
         """Train on ``data`` (a validation slice of whole images is cut from it for early
-        stopping; the weights of the epoch with the lowest validation loss are kept)."""
+        stopping; the weights of the epoch with the highest validation accuracy are kept, of equal
+        ones the lowest validation loss)."""
         import_keras()
         self._learnt(train(data, self.config, self.cache_dir, verbose))
         return self
@@ -96,7 +97,7 @@ class VQAModel(SavesModelDir):
     @property
     def kept_epoch(self) -> str:
         """Which epoch early stopping kept, and by which validation measure."""
-        return kept_epoch(self.history)
+        return kept_epoch(self.history, STOP_MONITOR)
 
     # ---- asking -------------------------------------------------------------------------
     def predict(self, image: ImageLike, question: str, top: int = 1) -> list[tuple[str, float]]:

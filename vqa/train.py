@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from recognisers.errors import UserError
-from recognisers.training import HISTORY_CSV, set_seed, training_callbacks
+from recognisers.training import HISTORY_CSV, best_epoch, set_seed, training_callbacks
 from vqa.batches import training_dataset
-from vqa.config import TrainConfig, VQAConfig
+from vqa.config import STOP_MONITOR, TrainConfig, VQAConfig
 from vqa.data import VQASet, answer_vocabulary, split_by_image
 from vqa.features import build_vgg_encoder, image_table
 from vqa.network import answers_view, build_vqa_model
@@ -77,18 +77,18 @@ def train(data: VQASet, config: VQAConfig, cache_dir: str | os.PathLike, verbose
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vqa-history-") as logs:
         # shuffle=False: the pipeline reshuffles images itself, keeping each image's questions together.
-        history = trainable.fit(
+        trainable.fit(
             train_ds,
             validation_data=val_ds,
             epochs=settings.epochs,
-            callbacks=training_callbacks(Path(logs), settings.patience),
+            callbacks=training_callbacks(Path(logs), settings.patience, STOP_MONITOR),
             verbose=verbose,
             shuffle=False,
         )
         with open(Path(logs) / HISTORY_CSV, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
     seconds = time.perf_counter() - started
-    info = _training_info(data, train_part, val_part, config, history.history, seconds)
+    info = _training_info(data, train_part, val_part, config, rows, seconds)
     return Trained(network, questions, answers, image_encoder, info, rows)
 
 
@@ -113,9 +113,9 @@ def _in_vocabulary(part: VQASet, answers: list[str]) -> tuple[VQASet, np.ndarray
     return kept, np.array([index[a] for a in kept.answers], np.int32)
 
 
-def _training_info(data, train_part, val_part, config: VQAConfig, history, seconds) -> dict:
-    val_acc = history.get("val_accuracy", [])
-    best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else len(val_acc) - 1
+def _training_info(data, train_part, val_part, config: VQAConfig, rows: list[dict], seconds) -> dict:
+    """The training summary saved in ``meta.json``; ``rows``: the history, one per epoch."""
+    kept = best_epoch(rows, STOP_MONITOR)
     return {
         "dataset": data.info,
         "dataset_name": data.name,
@@ -124,9 +124,9 @@ def _training_info(data, train_part, val_part, config: VQAConfig, history, secon
         "validation_questions": len(val_part),
         "images": len(data.image_paths),
         "seed": config.training.seed,
-        "epochs_run": len(history.get("loss", [])),
-        "best_epoch": best + 1,
-        "validation_accuracy": float(val_acc[best]) if val_acc else None,
+        "epochs_run": len(rows),
+        "best_epoch": len(rows) if kept is None else kept + 1,
+        "validation_accuracy": None if kept is None else float(rows[kept]["val_accuracy"]),
         "train_seconds": round(seconds, 1),
         "batch_size": config.training.batch_size,
         "learning_rate": config.training.learning_rate,
