@@ -61,7 +61,8 @@ class SequenceConfig:
     """Every default of the sequence reader (saved whole in meta.json)."""
 
     RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({"lr_patience"})  # saved by older models
-    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"colour": False}  # models saved before it read grey
+    # values of fields that models saved before the field existed were built with
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"colour": False, "convs_per_block": 1}
 
     height: int = option(32, "sequence reader: input height in pixels")
     colour: bool = option(
@@ -72,6 +73,7 @@ class SequenceConfig:
         256, "sequence reader: cap on the measured input width (bounds the work per image)"
     )
     filters: tuple[int, ...] = option((32, 64, 128), "sequence reader: filters of each conv block")
+    convs_per_block: int = option(2, "sequence reader: 3x3 convolutions in each conv block")
     rnn_units: int = option(96, "sequence reader: GRU units per direction")
     dropout: float = option(0.25, "sequence reader: dropout before and after the GRU")
     augment: bool = option(True, "sequence reader: small shifts, zooms and rotations while training")
@@ -111,6 +113,8 @@ class SequenceConfig:
         """What makes this config unusable, or "" when nothing does."""
         if min(self.height, self.max_width, self.rnn_units, self.epochs, self.max_steps, self.patience) < 1:
             return "height, max_width, rnn_units, epochs, max_steps and patience must be at least 1"
+        if not 1 <= self.convs_per_block <= 4:
+            return "convs_per_block must lie in 1 to 4"
         if len(self.filters) < 2 or min(self.filters) < 1 or self.input_width < 0 or self.batch_size < 0:
             return "filters needs two positive counts at least; input_width and batch_size at least 0"
         if not (
@@ -168,6 +172,12 @@ def build_network(config: SequenceConfig, width: int, n_classes: int):
     stays. XLA (``jit_compile=True``, CTC loss included: it compiles) measured no faster per
     step on one core, nor did leaving out the augmentation layers or the data pipeline
     (0.07 s an epoch): the step's cost is the network's.
+
+    Each block stacks two 3x3 convolutions (``convs_per_block``; one before): after 1,500 steps
+    on the arcs-dots validation slice the network read 75.7% of it against 49.0% with one (and
+    58.3% with two in the last two blocks only, 49.7% with one at twice the learning rate), in
+    the same session, for about 1.8 times the cost of a step; on touching it read 93.3%
+    and on curved-lines 96.0%, against 88.7% and 92.7% for one (the earlier screening).
     """
     keras = import_keras()
     from keras import layers
@@ -180,9 +190,10 @@ def build_network(config: SequenceConfig, width: int, n_classes: int):
         x = layers.RandomRotation(0.01, fill_mode="constant")(x)
     pools = [(2, 2), (2, 2)] + [(2, 1)] * (len(config.filters) - 2)
     for filters, pool in zip(config.filters, pools):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)  # settles within a few small epochs
-        x = layers.Activation("relu")(x)
+        for _ in range(config.convs_per_block):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)  # settles within a few small epochs
+            x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D(pool)(x)
     x = layers.Permute((2, 1, 3))(x)  # (frames, rows, channels)
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
