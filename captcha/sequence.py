@@ -46,12 +46,11 @@ READER = "sequence"  # every CAPTCHA reader shares model.KIND and FORMAT_VERSION
 MODEL_FILE = "sequence_ctc.keras"
 POOL_X = 4  # the CNN shrinks x by this much: one CTC frame per 4 input columns
 # Most optimizer steps of one training. The batch grows with the folder (about 100 steps per
-# epoch from 1,600 training images on), so the work grows with it too. Measured: cc-digits
-# (3,242 images to train on, batch 32, inputs 32 x 96) ran 2,448 steps in 418 s, 5.9 steps
-# (190 images) per second, on one pinned core while other jobs ran; auto's two readers took
-# 596 s on its 4,002 images there. 5,000 images (batch 40) scale to about 530 s for this
-# reader and 12 minutes for both on that one core: the 10 minutes are for two cores. (Those
-# figures are the 16/32/64 conv stack's; the wider one costs about 1.4 times as much a step.)
+# epoch from 1,600 training images on), so the work grows with it too. Measured with two
+# convolutions per block, on one pinned core while the other core ran another bench: cc-digits
+# (batch 32) ran 2,040 steps in 404 s (about 200 ms a step) and auto's two readers took 474 s
+# on its 4,002 images; curved-lines' 2,800 steps took 514 s. A run that uses the whole cap
+# (3,750 steps) takes about 12 minutes of one such core for this reader.
 STEP_BUDGET = 2500
 STEP_CAP = 3750  # a cycle of 2,500 steps, then at most one of 1,250 (see train_epochs)
 
