@@ -3,6 +3,7 @@
 import itertools
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +15,10 @@ from captcha.data import Sample, load_folder
 from captcha.model import Reading, SegmentConfig
 from captcha.readers import CaptchaReader, ChoiceConfig, ReaderConfig, VotingReader, judge
 from captcha.sequence import (
+    POOL_X,
     SequenceConfig,
     SequenceReader,
+    build_network,
     fit_to_input,
     greedy_paths,
     learning_rate,
@@ -29,6 +32,7 @@ CHARSET = "ABCDEFGH23"
 TINY = SequenceConfig(
     height=24,
     filters=(16, 24, 32),
+    convs_per_block=1,  # the default's two cost twice the time and are not what these tests test
     rnn_units=32,
     epochs=10,
     patience=10,
@@ -263,13 +267,15 @@ def test_the_learning_rate_holds_its_peak_on_the_ctc_plateau_then_settles_to_zer
 def test_models_saved_with_the_retired_wall_clock_settings_still_load():
     """Older models saved lr_patience (sequence) and time budgets (auto): read and ignored, nothing else.
 
-    They were saved before colour input, so they read grey."""
+    They were saved before colour input and before two convolutions per block, so they read
+    grey with one."""
     old = {
         "sequence": {"lr_patience": 3, "seed": 4},
         "choice": {"time_budget": 540.0, "min_sequence_seconds": 360},
     }
     config = config_from_json(ReaderConfig, old, "m/meta.json")
-    assert config.sequence == SequenceConfig(seed=4, colour=False) and config.choice == ChoiceConfig()
+    assert config.sequence == SequenceConfig(seed=4, colour=False, convs_per_block=1)
+    assert config.choice == ChoiceConfig()
     with pytest.raises(UserError, match="unknown field.*config.sequence.lr_halving"):
         config_from_json(ReaderConfig, {"sequence": {"lr_halving": 3}}, "m/meta.json")
 
@@ -317,3 +323,16 @@ def test_colour_reaches_the_network_and_grey_models_still_read(folders, tmp_path
     assert loaded.model.input_shape[-1] == 1 and not loaded.config.colour
     image = load_folder(folders / "test")[0].path
     assert loaded.predict(image).text == reader.predict(image).text
+
+
+def test_each_conv_block_stacks_its_convolutions_and_keeps_one_frame_per_four_columns():
+    """Two 3x3 convolutions a block by default (the shapes they learn, not more pooling)."""
+    from keras import layers
+
+    for per_block in (1, 2):
+        network = build_network(replace(SequenceConfig(), convs_per_block=per_block), 96, 10)
+        convs = [layer for layer in network.layers if isinstance(layer, layers.Conv2D)]
+        assert len(convs) == 3 * per_block and [c.filters for c in convs[::per_block]] == [32, 64, 128]
+        assert network.output_shape == (None, 96 // POOL_X, 11)
+    with pytest.raises(UserError, match="convs_per_block"):
+        SequenceReader(replace(TINY, convs_per_block=0)).fit([Sample(Path("x.png"), "AB")] * 2)

@@ -25,7 +25,7 @@ FROZEN_ENCODERS = ("vgg16", "vgg19")  # keras.applications, used as they are
 ENCODERS = ("compact", *FROZEN_ENCODERS)
 FEATURE_DIMS = {"fc7": 4096, "pool": 512}  # what each frozen VGG layer gives per image
 KINDS = ("cnn-lstm", "attention", "relation")
-# The default kind, chosen on the validation slices (README, "Which model is the default"):
+# The default kind, chosen on the validation slices (README, "Which VQA model is the default"):
 # attention matched the baseline on easy-VQA and left it far behind on the shapes set. Frozen
 # VGG features are one pooled vector per image, with no map to attend over: the baseline.
 DEFAULT_KIND, FROZEN_ENCODER_KIND = "attention", "cnn-lstm"
