@@ -53,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--reader", choices=READERS, default="auto")
     p.add_argument("--work", type=Path, default=WORK)
-    p.add_argument("--json", type=Path, default=WORK / "results.json")
+    p.add_argument("--json", type=Path, help="default: WORK/results.json (--work's folder)")
     p.add_argument(
         "--ddddocr",
         type=Path,
@@ -61,7 +61,9 @@ def parse_args() -> argparse.Namespace:
         help="zero-shot accuracies written by bench/ddddocr_baseline.py",
     )
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args()
+    args = p.parse_args()
+    args.json = args.json or args.work / "results.json"  # two benches with their own --work keep their own
+    return args
 
 
 def real_sets(folder: Path) -> list[str]:
