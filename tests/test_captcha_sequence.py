@@ -21,10 +21,13 @@ from captcha.sequence import (
     build_network,
     fit_to_input,
     greedy_paths,
+    inference_function,
     learning_rate,
+    reading_network,
     still_improving,
 )
 from captcha.synth import generate
+from recognisers.backend import native_bfloat16
 from recognisers.contract import config_from_json
 from recognisers.errors import UserError
 
@@ -87,6 +90,45 @@ def test_readings_carry_confidences_and_column_spans(reader, folders):
     assert reading.confidence == pytest.approx(float(np.prod(reading.char_confidences)))
     starts = [box[0] for box in reading.boxes]
     assert starts == sorted(starts) and reading.reader == "sequence"
+
+
+def test_the_reading_copy_folds_batch_normalisation_and_computes_what_training_did(reader, folders):
+    """Folded into the convolutions, the trained normalisation gives the same logits in float32."""
+    from keras import layers
+
+    paths = [s.path for s in load_folder(folders / "test")]
+    x = reader.inputs([np.asarray(Image.open(p).convert("RGB")) for p in paths], reader.config.channels)
+    trained = np.asarray(reader.model(x, training=False))
+    copy = reading_network(reader.model, reader.config, reader.width, len(reader.charset), "float32")
+    assert not any(isinstance(layer, layers.BatchNormalization) for layer in copy.layers)
+    assert np.abs(trained).max() > 1  # a trained network: not all near 0
+    np.testing.assert_allclose(np.asarray(copy(x)), trained, atol=1e-4)
+
+
+@pytest.mark.skipif(not native_bfloat16(), reason="this CPU has no native bfloat16")
+def test_bfloat16_reading_is_checked_on_validation_and_used_only_when_as_good(reader, folders):
+    checked = reader.training["bfloat16"]
+    right = checked["validation_right"]
+    assert set(right) == {"float32", "bfloat16"}
+    assert 0 < right["float32"] <= reader.training["validation_images"]
+    assert checked["as_good"] == (right["bfloat16"] >= right["float32"])
+    assert reader.precision() == ("bfloat16" if checked["as_good"] else "float32")
+    paths = [s.path for s in load_folder(folders / "test")]
+    x = reader.inputs([np.asarray(Image.open(p).convert("RGB")) for p in paths], reader.config.channels)
+    texts = {
+        precision: reader.texts(reader.frame_probs(x, inference_function(reader.reading_copy(precision))))
+        for precision in ("float32", "bfloat16")
+    }
+    agree = np.mean([a == b for a, b in zip(texts["float32"], texts["bfloat16"])])
+    assert agree >= 0.9, agree
+    for record, config, expected in (
+        ({"as_good": True}, reader.config, "bfloat16"),
+        ({"as_good": False}, reader.config, "float32"),
+        ({"as_good": True}, replace(reader.config, bfloat16=False), "float32"),
+    ):
+        other = SequenceReader(config)
+        other.training = {"bfloat16": record}
+        assert other.precision() == expected
 
 
 def test_greedy_path_merges_repeats_and_drops_blanks():
