@@ -400,6 +400,12 @@ class SequenceReader(CaptchaModel):
             f"sequence accuracy {best['validation_sequence_accuracy']:.4f} ({best['stopped_by']}), "
             f"{self.training['seconds']:.0f} s"
         )
+        if self.training["bfloat16"]:
+            right = self.training["bfloat16"]["validation_right"]
+            log(
+                f"sequence reader: reads in {self.precision()} on this machine (validation images read "
+                f"right: {right['bfloat16']} in bfloat16, {right['float32']} in float32)"
+            )
         return self
 
     def train_epochs(
