@@ -339,3 +339,39 @@ def test_the_heat_for_the_red_object_covers_the_red_object(tmp_path):
     assert child.returncode == 0, child.stderr[-2000:]
     covered = json.loads(child.stdout.strip().splitlines()[-1])
     assert sum(covered) >= 10, covered
+
+
+def test_the_second_round_scores_cells_by_a_question_set_slope_on_their_distance():
+    """The mechanism behind "the object closest to the X one" at any range: with the first
+    round on the reference cell and the MLP scoring every candidate alike, a negative slope
+    picks the candidate nearest the reference, a positive one the furthest, however far off."""
+    import keras
+
+    from recognisers.contract import config_from_json
+    from vqa.config import NetworkConfig
+    from vqa.network import _attention_layer
+
+    side, units = 8, 4
+    ys, xs = np.meshgrid(np.linspace(-1, 1, side), np.linspace(-1, 1, side), indexing="ij")
+    xy = np.stack([xs, ys], -1).reshape(1, -1, 2).astype("float32")
+    cells = np.zeros((1, side * side, units), "float32")
+    reference, near, far = 0, 5 * side + 7, 7 * side + 7  # (0, 0); (7, 5) and (7, 7): both far
+    cells[0, reference, 0] = 1.0  # what the first round looks for
+    cells[0, [near, far], 1] = 1.0  # the candidates
+    layer = _attention_layer(2, units, distance_score=True)
+    query = np.ones((1, units), "float32")
+    layer(cells, xy, np.zeros(1, "int32"), query)  # builds it
+    for weight in layer.weights:
+        weight.assign(np.zeros(weight.shape, "float32"))
+    eye = np.eye(units, dtype="float32")
+    for k, feature in ((0, 0), (1, 1)):  # round k scores feature 0, then 1, by 30 a unit
+        layer.cell_proj[k].kernel.assign(eye)
+        layer.score[k].kernel.assign(30 * eye[:, feature : feature + 1])
+    for slope, expected in ((-10.0, near), (10.0, far)):
+        layer.slope[0].kernel.assign(np.full((units, 1), slope / units, "float32"))
+        _, maps = layer(cells, xy, np.zeros(1, "int32"), query)
+        maps = keras.ops.convert_to_numpy(maps)[0]
+        assert maps[0].argmax() == reference and maps[1].argmax() == expected
+        assert maps[1, expected] > 0.9
+    legacy = config_from_json(NetworkConfig, {"hops": 2}, "m/meta.json")  # saved before the slope
+    assert not legacy.distance_score and not _attention_layer(2, units, False).slope

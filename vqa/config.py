@@ -160,6 +160,9 @@ class EncoderConfig:
 class NetworkConfig:
     """The network kind and its sizes."""
 
+    # Models saved before distance_score existed scored distance through the MLP alone.
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"distance_score": False}
+
     model: str | None = option(
         None,
         "cnn-lstm: pooled image vector (baseline); attention: question-guided attention over a "
@@ -173,6 +176,11 @@ class NetworkConfig:
     fusion: str = option("product", "how image and question vectors meet (cnn-lstm)", choices=FUSIONS)
     dropout: float = option(0.2, "dropout before and after the answer head's dense layer (cnn-lstm)")
     hops: int = option(2, "attention rounds (--model attention)")
+    distance_score: bool = option(
+        True,
+        "attention: from the second round on, the question also sets a slope on each cell's "
+        "distance from where the previous round looked, added to the cell's score",
+    )
     relation_units: int = option(64, "width of g, run per pair of cells (--model relation)")
 
     @property

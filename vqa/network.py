@@ -10,8 +10,9 @@ Three kinds (``NetworkConfig.model``, ``vqa train --model``):
   then ReLU), scores the cells from that, reads the softmax-weighted cell (what), its x, y
   (where) and the max- and mean-pooled conditioned cells (is there one, how many), and
   updates the query. From the second hop on, every cell also sees its offset and distance
-  from where the previous hop looked, so two hops answer "the object closest to the red
-  one": the first finds the red object, the second scores the others by their distance to it.
+  from where the previous hop looked, and the question sets a slope on that distance in the
+  cell's score, so two hops answer "the object closest to the red one": the first finds the
+  red object, the second scores the others by their distance to it.
 * ``relation``: a relation module (Santoro et al. 2017) over every pair of cells of a small
   map (5x5 for 80x80 images and four CNN blocks), each cell with its mean colour and x, y;
   ``g`` sees (cell i, cell j, question), its first layer scaled and shifted by the question
@@ -79,7 +80,7 @@ def _coordinate_layer():
     return CellsWithCoordinates(name="cells_with_coordinates")
 
 
-def _attention_layer(hops: int, units: int):
+def _attention_layer(hops: int, units: int, distance_score: bool):
     import keras
     from keras import layers, ops
 
@@ -93,16 +94,23 @@ def _attention_layer(hops: int, units: int):
         mean-pooled conditioned cells (is there one, how many). From the second hop on, each
         cell also sees its offset and distance from where the previous hop looked, so "the
         object closest to the red one" is a score on a distance the layer hands it rather
-        than one to be learnt from coordinates. Returns every hop's reads beside the final
-        query, and the maps ``(n, hops, cells)``.
+        than one to be learnt from coordinates. With ``distance_score`` the question also sets
+        a slope on that distance, added straight to the cell's score: through the ReLU MLP
+        alone, a score that falls with distance flattens beyond a learnt range, and a training
+        run whose range came out short missed the closest object when it was far (a model with
+        94.4% on closest questions read 76% of those whose answer lay 30 to 45 pixels away,
+        while furthest, a score that rises with distance, read 99.97%). Returns every hop's
+        reads beside the final query, and the maps ``(n, hops, cells)``.
         """
 
-        def __init__(self, hops: int, units: int, **kwargs):
+        def __init__(self, hops: int, units: int, distance_score: bool, **kwargs):
             super().__init__(**kwargs)
-            self.hops, self.units = hops, units
+            self.hops, self.units, self.distance_score = hops, units, distance_score
             dense = layers.Dense
             self.cell_proj = [dense(units, name=f"cell{k}") for k in range(hops)]
             self.offset_proj = [dense(units, use_bias=False, name=f"offset{k}") for k in range(1, hops)]
+            slopes = range(1, hops) if distance_score else ()
+            self.slope = [dense(1, use_bias=False, name=f"slope{k}") for k in slopes]
             self.query_proj = [dense(units, use_bias=False, name=f"query{k}") for k in range(hops)]
             self.query_scale = [dense(units, use_bias=False, name=f"scale{k}") for k in range(hops)]
             self.score = [dense(1, name=f"score{k}") for k in range(hops)]
@@ -115,15 +123,18 @@ def _attention_layer(hops: int, units: int):
             for k in range(self.hops):
                 # the cell half of the scoring MLP runs once per image, not once per question
                 hidden = ops.take(self.cell_proj[k](image_cells), index, axis=0)
+                slope = 0.0
                 if where is not None:
                     offset = xy - ops.expand_dims(where, 1)
                     distance = ops.sqrt(ops.sum(offset * offset, axis=-1, keepdims=True) + 1e-6)
                     hidden = hidden + self.offset_proj[k - 1](ops.concatenate([offset, distance], -1))
+                    if self.distance_score:
+                        slope = distance * ops.expand_dims(self.slope[k - 1](query), 1)
                 # FiLM-style: the query scales and shifts the cell's features, so what is
                 # looked for (a colour, a place) selects cells from the first steps
                 scale = ops.expand_dims(1.0 + self.query_scale[k](query), 1)
                 hidden = ops.relu(hidden * scale + ops.expand_dims(self.query_proj[k](query), 1))
-                weights = ops.softmax(ops.squeeze(self.score[k](hidden), -1), axis=-1)
+                weights = ops.softmax(ops.squeeze(self.score[k](hidden) + slope, -1), axis=-1)
                 # weighted sums as batched products (one matmul, not a product and a sum)
                 read = ops.einsum("qc,qcd->qd", weights, cells)
                 where = ops.einsum("qc,qcd->qd", weights, xy)
@@ -141,9 +152,10 @@ def _attention_layer(hops: int, units: int):
             return (query_shape[0], width), (query_shape[0], self.hops, image_cells_shape[1])
 
         def get_config(self):
-            return {**super().get_config(), "hops": self.hops, "units": self.units}
+            config = {"hops": self.hops, "units": self.units, "distance_score": self.distance_score}
+            return {**super().get_config(), **config}
 
-    return QuestionGuidedAttention(hops, units, name="attention")
+    return QuestionGuidedAttention(hops, units, distance_score, name="attention")
 
 
 def _relation_layer(units: int):
@@ -281,7 +293,7 @@ def _attend(images, feature_map, image_index, q, encoder: EncoderConfig, config:
         x, maps = _relation_layer(config.relation_units)(cells, image_index, q)
         return layers.Dense(config.hidden, activation="relu", name="f_dense")(x), maps
     cells = layers.Dense(config.hidden, activation="relu", name="cell_dense")(cells)
-    return _attention_layer(config.hops, config.hidden)(cells, xy, image_index, q)
+    return _attention_layer(config.hops, config.hidden, config.distance_score)(cells, xy, image_index, q)
 
 
 def answers_view(network):
