@@ -31,7 +31,7 @@ class EarlyStoppingWithTieBreak(keras.callbacks.EarlyStopping):
         best_before = self.best
         super().on_epoch_end(epoch, logs)
         current, tie = (logs or {}).get(self.monitor), (logs or {}).get(self.tie_break)
-        if current is None or tie is None:
+        if current is None or tie is None or epoch < self.start_from_epoch:
             return
         if self.best_epoch == epoch:  # a new best (or the first epoch)
             self.best_tie = float(tie)

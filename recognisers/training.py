@@ -27,43 +27,51 @@ def higher_is_better(monitor: str) -> bool:
 
 
 def training_callbacks(
-    model_dir: Path, patience: int = 3, monitor: str = "val_loss", tie_break: str = "val_loss"
+    model_dir: Path,
+    patience: int = 3,
+    monitor: str = "val_loss",
+    tie_break: str = "val_loss",
+    start_from_epoch: int = 0,
 ) -> list:
     """History to CSV and early stopping on ``monitor``: training ends after ``patience`` epochs
     without a better value, and the weights of the best epoch are restored at the end (stopped
     early or not); of epochs equal on ``monitor``, the one lowest on ``tie_break``
-    (:mod:`recognisers.stopping`)."""
+    (:mod:`recognisers.stopping`). Epochs before ``start_from_epoch`` (0-based) are neither
+    watched nor kept (Keras's warm-up)."""
     import keras
 
     from recognisers.stopping import EarlyStoppingWithTieBreak
 
     mode = "max" if higher_is_better(monitor) else "min"
-    return [
-        keras.callbacks.CSVLogger(str(model_dir / HISTORY_CSV)),
-        EarlyStoppingWithTieBreak(monitor=monitor, mode=mode, patience=patience, tie_break=tie_break),
-    ]
+    stop = EarlyStoppingWithTieBreak(
+        monitor=monitor, mode=mode, patience=patience, tie_break=tie_break, start_from_epoch=start_from_epoch
+    )
+    return [keras.callbacks.CSVLogger(str(model_dir / HISTORY_CSV)), stop]
 
 
-def best_epoch(rows: list[dict], monitor: str = "val_loss", tie_break: str = "val_loss") -> int | None:
-    """The index of the epoch :func:`training_callbacks` keeps: the best ``monitor``, of equal
-    ones the lowest ``tie_break``, of equal ones the first; None without a ``monitor``.
-    ``rows`` are the history rows (CSVLogger's, or ``History.history`` turned into rows)."""
+def best_epoch(
+    rows: list[dict], monitor: str = "val_loss", tie_break: str = "val_loss", start_from_epoch: int = 0
+) -> int | None:
+    """The index of the epoch :func:`training_callbacks` keeps: the best ``monitor`` from
+    ``start_from_epoch`` on, of equal ones the lowest ``tie_break``, of equal ones the first;
+    None without a ``monitor``. ``rows`` are the history rows (CSVLogger's, or
+    ``History.history`` turned into rows)."""
     sign = -1 if higher_is_better(monitor) else 1
 
     def rank(i: int) -> tuple[float, float, int]:
         return sign * float(rows[i][monitor]), float(rows[i].get(tie_break) or 0.0), i
 
-    scored = [i for i, r in enumerate(rows) if r.get(monitor) not in (None, "")]
+    scored = [i for i, r in enumerate(rows) if r.get(monitor) not in (None, "") and i >= start_from_epoch]
     return min(scored, key=rank) if scored else None
 
 
-def kept_epoch(rows: list[dict], monitor: str = "val_loss") -> str:
+def kept_epoch(rows: list[dict], monitor: str = "val_loss", start_from_epoch: int = 0) -> str:
     """The line a training summary prints: which epoch was kept, and by which validation measure.
 
     The epoch kept by ``monitor`` need not be the one that is best by the other validation
     measures; showing them beside it avoids a surprise.
     """
-    i = best_epoch(rows, monitor)
+    i = best_epoch(rows, monitor, start_from_epoch=start_from_epoch)
     if i is None:
         return "kept the last epoch (no validation measure recorded)"
     others = ", ".join(

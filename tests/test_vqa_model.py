@@ -222,13 +222,15 @@ class _Weights:
         self.epoch = weights[0]
 
 
-def _replay(accuracies: list[float], losses: list[float] | None = None) -> tuple[int, int]:
+def _replay(accuracies: list[float], losses: list[float] | None = None, start: int = 0) -> tuple[int, int]:
     """(epochs run, epoch whose weights end up in the model), both 1-based, under the default
-    stop rule of ``vqa train`` (its early-stopping callback fed this validation history)."""
+    stop rule of ``vqa train`` (its early-stopping callback fed this validation history),
+    watching from epoch ``start`` (0-based)."""
     from recognisers.training import training_callbacks
     from vqa.config import STOP_MONITOR
 
-    stop = training_callbacks(Path("unused"), TrainConfig().patience, STOP_MONITOR)[-1]
+    patience = TrainConfig().patience
+    stop = training_callbacks(Path("unused"), patience, STOP_MONITOR, start_from_epoch=start)[-1]
     model = _Weights()
     stop.set_model(model)
     stop.on_train_begin()
@@ -252,6 +254,26 @@ def test_the_stop_rule_ends_a_settled_run_and_lets_a_rising_one_finish():
     assert _replay([50, 80, 80, 70, 60, 55], [0.9, 0.4, 0.5, 0.6, 0.7, 0.8]) == (5, 2)
 
 
+# A shapes run under the cosine over 24 epochs that stopped on a dip (seed 0, distance slope).
+SHAPES_DIP = [68.710, 90.070, 96.190, 97.060, 97.650, 96.500, 98.560, 99.250, 99.200, 98.800, 99.180]
+
+
+def test_under_a_cosine_decay_the_first_half_is_neither_watched_nor_kept():
+    from recognisers.training import best_epoch
+    from vqa.config import STOP_MONITOR, VQAConfig
+
+    settings = VQAConfig().resolved().training  # the default model: attention, cosine decay
+    start = settings.stop_watch_from
+    assert settings.learning_rate_decay == "cosine" and start == settings.most_epochs // 2 > 0
+    assert TrainConfig(learning_rate_decay="none", epochs=24).stop_watch_from == 0
+    assert _replay(SHAPES_DIP) == (11, 8)  # watched from the start: the dip ends the run
+    later = SHAPES_DIP + [99.0] * (start - len(SHAPES_DIP)) + [99.3, 99.6, 99.5, 99.55, 99.6, 99.58]
+    assert _replay(later, start=start) == (start + 5, start + 2)
+    rows = [{STOP_MONITOR: a / 100, "val_loss": 1.0} for a in later[: start + 5]]
+    assert best_epoch(rows, STOP_MONITOR, start_from_epoch=start) == start + 1  # the same, 0-based
+    assert best_epoch(rows[:start], STOP_MONITOR, start_from_epoch=start) is None  # none watched yet
+
+
 def test_training_stops_on_validation_accuracy_and_keeps_the_best_weights(little_set):
     from recognisers.training import best_epoch
     from vqa.config import STOP_MONITOR
@@ -261,11 +283,13 @@ def test_training_stops_on_validation_accuracy_and_keeps_the_best_weights(little
     config = replace(TINY, training=replace(TINY.training, epochs=40, patience=2, learning_rate=0.01))
     model = VQAModel(config).fit(little_set, verbose=0)
     accuracies = [float(row["val_accuracy"]) for row in model.history]
-    kept = model.info["best_epoch"]
+    kept, start = model.info["best_epoch"], model.info["stop_watch_from"]
+    watched = accuracies[start:]  # a cosine decay's second half (all epochs at a constant rate)
     assert len(accuracies) < 40  # the 8 validation questions stop changing long before
-    assert accuracies[kept - 1] == max(accuracies) and kept - 1 == best_epoch(model.history, STOP_MONITOR)
-    assert len(accuracies) == accuracies.index(max(accuracies)) + 1 + 2  # patience after the first best
+    assert accuracies[kept - 1] == max(watched)
+    assert kept - 1 == best_epoch(model.history, STOP_MONITOR, start_from_epoch=start)
+    assert len(accuracies) == start + watched.index(max(watched)) + 1 + 2  # patience after the first best
     assert model.kept_epoch.startswith(f"kept epoch {kept} of {len(accuracies)}: highest val_accuracy")
     # the model holds the kept epoch's weights, not the last epoch's
     _, validation = split_by_image(little_set, config.training.val_fraction, config.training.seed)
-    assert model.evaluate(validation).metrics["accuracy"] == pytest.approx(max(accuracies))
+    assert model.evaluate(validation).metrics["accuracy"] == pytest.approx(max(watched))

@@ -97,7 +97,7 @@ class VQAModel(SavesModelDir):
     @property
     def kept_epoch(self) -> str:
         """Which epoch early stopping kept, and by which validation measure."""
-        return kept_epoch(self.history, STOP_MONITOR)
+        return kept_epoch(self.history, STOP_MONITOR, self.info.get("stop_watch_from", 0))
 
     # ---- asking -------------------------------------------------------------------------
     def predict(self, image: ImageLike, question: str, top: int = 1) -> list[tuple[str, float]]:

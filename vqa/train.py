@@ -81,7 +81,9 @@ def train(data: VQASet, config: VQAConfig, cache_dir: str | os.PathLike, verbose
             train_ds,
             validation_data=val_ds,
             epochs=settings.epochs,
-            callbacks=training_callbacks(Path(logs), settings.patience, STOP_MONITOR),
+            callbacks=training_callbacks(
+                Path(logs), settings.patience, STOP_MONITOR, start_from_epoch=settings.stop_watch_from
+            ),
             verbose=verbose,
             shuffle=False,
         )
@@ -115,7 +117,8 @@ def _in_vocabulary(part: VQASet, answers: list[str]) -> tuple[VQASet, np.ndarray
 
 def _training_info(data, train_part, val_part, config: VQAConfig, rows: list[dict], seconds) -> dict:
     """The training summary saved in ``meta.json``; ``rows``: the history, one per epoch."""
-    kept = best_epoch(rows, STOP_MONITOR)
+    start = config.training.stop_watch_from
+    kept = best_epoch(rows, STOP_MONITOR, start_from_epoch=start)
     return {
         "dataset": data.info,
         "dataset_name": data.name,
@@ -126,6 +129,7 @@ def _training_info(data, train_part, val_part, config: VQAConfig, rows: list[dic
         "seed": config.training.seed,
         "epochs_run": len(rows),
         "best_epoch": len(rows) if kept is None else kept + 1,
+        "stop_watch_from": start,
         "validation_accuracy": None if kept is None else float(rows[kept]["val_accuracy"]),
         "train_seconds": round(seconds, 1),
         "batch_size": config.training.batch_size,
