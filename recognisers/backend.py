@@ -7,6 +7,7 @@ Every module that needs Keras imports it through :func:`import_keras` (or calls
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -47,10 +48,11 @@ def import_keras():
     return keras
 
 
+@functools.cache
 def native_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX, read from Linux's
-    /proc/cpuinfo): there oneDNN's bfloat16 convolutions run at about twice float32's speed;
-    elsewhere they are emulated or missing, so float32 is the safe answer."""
+    /proc/cpuinfo once a process): there oneDNN's bfloat16 convolutions run at about twice
+    float32's speed; elsewhere they are emulated or missing, so float32 is the safe answer."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:

@@ -92,12 +92,18 @@ def test_readings_carry_confidences_and_column_spans(reader, folders):
     assert starts == sorted(starts) and reading.reader == "sequence"
 
 
-def test_the_reading_copy_folds_batch_normalisation_and_computes_what_training_did(reader, folders):
+@pytest.fixture(scope="module")
+def test_inputs(reader, folders):
+    """The network's input batch of the test folder."""
+    paths = [s.path for s in load_folder(folders / "test")]
+    return reader.inputs([np.asarray(Image.open(p).convert("RGB")) for p in paths], reader.config.channels)
+
+
+def test_the_reading_copy_folds_batch_normalisation_and_computes_what_training_did(reader, test_inputs):
     """Folded into the convolutions, the trained normalisation gives the same logits in float32."""
     from keras import layers
 
-    paths = [s.path for s in load_folder(folders / "test")]
-    x = reader.inputs([np.asarray(Image.open(p).convert("RGB")) for p in paths], reader.config.channels)
+    x = test_inputs
     trained = np.asarray(reader.model(x, training=False))
     copy = reading_network(reader.model, reader.config, reader.width, len(reader.charset), "float32")
     assert not any(isinstance(layer, layers.BatchNormalization) for layer in copy.layers)
@@ -106,17 +112,17 @@ def test_the_reading_copy_folds_batch_normalisation_and_computes_what_training_d
 
 
 @pytest.mark.skipif(not native_bfloat16(), reason="this CPU has no native bfloat16")
-def test_bfloat16_reading_is_checked_on_validation_and_used_only_when_as_good(reader, folders):
+def test_bfloat16_reading_is_checked_on_validation_and_used_only_when_as_good(reader, test_inputs):
     checked = reader.training["bfloat16"]
     right = checked["validation_right"]
     assert set(right) == {"float32", "bfloat16"}
     assert 0 < right["float32"] <= reader.training["validation_images"]
     assert checked["as_good"] == (right["bfloat16"] >= right["float32"])
     assert reader.precision() == ("bfloat16" if checked["as_good"] else "float32")
-    paths = [s.path for s in load_folder(folders / "test")]
-    x = reader.inputs([np.asarray(Image.open(p).convert("RGB")) for p in paths], reader.config.channels)
     texts = {
-        precision: reader.texts(reader.frame_probs(x, inference_function(reader.reading_copy(precision))))
+        precision: reader.texts(
+            reader.frame_probs(test_inputs, inference_function(reader.reading_copy(precision)))
+        )
         for precision in ("float32", "bfloat16")
     }
     agree = np.mean([a == b for a, b in zip(texts["float32"], texts["bfloat16"])])
