@@ -83,8 +83,13 @@ def held_out_split(name: str, args) -> tuple[list[Sample], list[Sample]]:
                 generate(folder, count, 4, style=name, seed=seed)
             parts.append(load_folder(folder))
         return parts[0], parts[1]
-    train, test = split(load_folder(args.datasets / name), 0.2, args.seed)
+    train, test = real_split(args.datasets / name, args.seed)
     return (train[: QUICK_CAP[0]], test[: QUICK_CAP[1]]) if args.quick else (train, test)
+
+
+def real_split(folder: Path, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """(training, held-out) of a real set: 80/20 by file."""
+    return split(load_folder(folder), 0.2, seed)
 
 
 def run_set(name: str, args) -> dict:
@@ -99,9 +104,7 @@ def run_set(name: str, args) -> dict:
     reader.save(args.work / "models" / name, force=True)
     seconds = time.perf_counter() - started
     report = reader.evaluate(test).metrics
-    paths = [s.path for s in test]
-    reader.predict_batch(paths[:200])  # warm-up: compiled predict functions
-    rates = [len(test) / timed(reader.predict_batch, paths) for _ in range(3)]
+    rates = reading_rates(reader, [s.path for s in test])
     row = {
         "set": name,
         "train_images": len(train),
@@ -119,11 +122,16 @@ def run_set(name: str, args) -> dict:
     return row
 
 
-def timed(read, paths: list) -> float:
-    """Seconds one batch read of ``paths`` takes (decoding the files included)."""
-    started = time.perf_counter()
-    read(paths)
-    return time.perf_counter() - started
+def reading_rates(reader, paths: list, runs: int = 3) -> list[float]:
+    """CAPTCHAs/s of ``runs`` batch reads of ``paths`` (decoding the files included), after a
+    warm-up read that traces the predict functions."""
+    reader.predict_batch(paths[:200])
+    rates = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        reader.predict_batch(paths)
+        rates.append(len(paths) / (time.perf_counter() - started))
+    return rates
 
 
 def table(rows: list[dict], zero_shot: dict) -> str:

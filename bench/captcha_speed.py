@@ -29,7 +29,8 @@ quiet_tensorflow()
 
 
 def main() -> int:
-    from captcha.data import load_folder, split
+    from captcha_bench import reading_rates, real_split
+
     from captcha.readers import CaptchaReader
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,13 +42,8 @@ def main() -> int:
     args = p.parse_args()
 
     reader = CaptchaReader.load(args.model_dir)
-    paths = [s.path for s in split(load_folder(args.folder), 0.2, args.seed)[1]]
-    reader.predict_batch(paths[:200])  # warm-up: traced functions
-    rates = []
-    for _ in range(args.runs):
-        started = time.perf_counter()
-        reader.predict_batch(paths)
-        rates.append(len(paths) / (time.perf_counter() - started))
+    paths = [s.path for s in real_split(args.folder, args.seed)[1]]
+    rates = reading_rates(reader, paths, args.runs)
     one = []
     for i in range(args.calls):
         started = time.perf_counter()
