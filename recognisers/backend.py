@@ -7,6 +7,7 @@ Every module that needs Keras imports it through :func:`import_keras` (or calls
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import sys
@@ -20,6 +21,34 @@ def quiet_tensorflow() -> None:
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    keep_freed_memory()
+
+
+# glibc's mallopt parameters (malloc.h) and the values set: freed memory up to 1 GiB stays in
+# the process, blocks under 32 MiB (the most glibc allows) come from the heap, which grows
+# 256 MiB at a time
+_MALLOPT = ((-1, 1 << 30), (-2, 256 << 20), (-3, 32 << 20))  # M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let glibc keep the memory TensorFlow frees instead of returning it to the system.
+
+    TensorFlow on the CPU allocates and frees its tensors through malloc on every step; with
+    glibc's defaults the larger ones are fresh mmaps, so every step pays page faults for
+    memory it just gave back. On these (virtual) machines a page fault is expensive: training
+    the attention VQA model spent a third of its time in the kernel (sys 12.7 s of 36 s),
+    and with this 2 s, each step 28% faster (median 97 against 134 ms, same losses). Returns
+    whether it applied: not on a libc without ``mallopt``, nor when the user set glibc's own
+    ``MALLOC_*_THRESHOLD_`` variables (theirs win).
+    """
+    if any(name.startswith("MALLOC_") and name.endswith("THRESHOLD_") for name in os.environ):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return all(mallopt(parameter, value) == 1 for parameter, value in _MALLOPT)
 
 
 def import_keras():

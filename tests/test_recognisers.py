@@ -1,6 +1,8 @@
 """The shared plumbing: atomic model directories, meta checks, atomic JSON."""
 
 import json
+import os
+import sys
 
 import pytest
 
@@ -114,3 +116,39 @@ def test_recording_versions_first_keeps_tensorflow_quiet():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and proc.stdout.strip()
     assert proc.stderr == ""
+
+
+_FAULTS_PER_STEP = """
+import resource, sys
+import numpy as np
+from recognisers.backend import keep_freed_memory
+applied = keep_freed_memory() if sys.argv[1] == "keep" else False
+def step():  # tensors of 2, 6, 8 and 4 MiB allocated, touched, freed: like a training step
+    tensors = [np.ones(n) for n in (1 << 18, 3 << 18, 1 << 20, 1 << 19)]
+    del tensors
+step()  # the first one may fault in
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    step()
+print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_tensor_memory_is_reused_without_page_faults():
+    """What makes training steps cheaper on machines where a page fault is dear: memory a
+    step frees is there for the next, not handed back to the system and faulted in again
+    page by page (glibc's defaults: about 1,500 faults a step here, 0 kept)."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    runs = {}
+    for mode in ("default", "keep"):
+        out = subprocess.run(
+            [sys.executable, "-c", _FAULTS_PER_STEP, mode], capture_output=True, text=True, env=env
+        )
+        assert out.returncode == 0, out.stderr
+        applied, faults = out.stdout.split()
+        runs[mode] = (applied, float(faults))
+    assert runs["keep"][0] == "True"
+    assert runs["default"][1] > 1000 and runs["keep"][1] < 50, runs
