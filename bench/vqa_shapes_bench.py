@@ -42,7 +42,7 @@ def main() -> int:
     from recognisers.modeldir import write_json
     from recognisers.tables import print_table
     from vqa.config import NetworkConfig, TrainConfig, VQAConfig
-    from vqa.data import read_jsonl
+    from vqa.data import read_jsonl, split_by_image
     from vqa.model import VQAModel
     from vqa.shapes import ShapesConfig, write_shapes_set
 
@@ -64,7 +64,11 @@ def main() -> int:
         model = VQAModel(VQAConfig(network=NetworkConfig(model=kind), training=training)).fit(sets["train"])
         model.save(model_dir, force=True)
         wall = time.perf_counter() - started
-        report = VQAModel.load(model_dir).evaluate(sets["test"]).metrics
+        loaded = VQAModel.load(model_dir)
+        report = loaded.evaluate(sets["test"]).metrics
+        # per type on the validation slice too: what a design choice may be made on
+        validation = split_by_image(sets["train"], training.val_fraction, training.seed)[1]
+        validation_per_type = loaded.evaluate(validation).metrics["per_type"]
         runs.append(
             {
                 "model": kind,
@@ -72,6 +76,7 @@ def main() -> int:
                 "info": model.info,
                 "test_accuracy": report["accuracy"],
                 "per_type": report["per_type"],
+                "validation_per_type": validation_per_type,
                 "questions_per_second": report["questions_per_second"],
             }
         )
@@ -90,6 +95,8 @@ def main() -> int:
         for kind, entry in run["per_type"].items():
             rows.append((f"{run['model']}: {kind} ({entry['count']})", entry["accuracy"]))
         rows.append((f"{run['model']}: validation accuracy", run["info"]["validation_accuracy"]))
+        for kind, entry in run["validation_per_type"].items():
+            rows.append((f"{run['model']}: validation {kind} ({entry['count']})", entry["accuracy"]))
         rows.append(
             (f"{run['model']}: training s ({run['info']['epochs_run']} epochs)", float(run["train_seconds"]))
         )
