@@ -2,6 +2,8 @@
 
 import json
 import os
+import stat
+import subprocess
 import sys
 
 import pytest
@@ -90,9 +92,6 @@ def test_run_cli_prints_one_line(capsys):
 
 
 def test_written_files_follow_the_umask(tmp_path):
-    import os
-    import stat
-
     old = os.umask(0o022)
     try:
         with staged_model_dir(tmp_path / "model", kind="demo") as tmp:
@@ -107,10 +106,6 @@ def test_written_files_follow_the_umask(tmp_path):
 
 def test_recording_versions_first_keeps_tensorflow_quiet():
     """`captcha audit` writes meta.json before any model exists: that must not print TF's lines."""
-    import os
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "CUDA"))}
     code = "from recognisers.modeldir import versions; print(versions()['tensorflow'])"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -139,8 +134,6 @@ def test_freed_tensor_memory_is_reused_without_page_faults():
     """What makes training steps cheaper on machines where a page fault is dear: memory a
     step frees is there for the next, not handed back to the system and faulted in again
     page by page (glibc's defaults: about 1,500 faults a step here, 0 kept)."""
-    import subprocess
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     runs = {}
     for mode in ("default", "keep"):
