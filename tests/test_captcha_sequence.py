@@ -19,6 +19,7 @@ from captcha.sequence import (
     SequenceConfig,
     SequenceReader,
     build_network,
+    choose_ink,
     fit_to_input,
     greedy_paths,
     inference_function,
@@ -96,7 +97,7 @@ def test_readings_carry_confidences_and_column_spans(reader, folders):
 def test_inputs(reader, folders):
     """The network's input batch of the test folder."""
     paths = [s.path for s in load_folder(folders / "test")]
-    return reader.inputs([np.asarray(Image.open(p).convert("RGB")) for p in paths], reader.config.channels)
+    return reader.inputs([np.asarray(Image.open(p).convert("RGB")) for p in paths])
 
 
 def test_the_reading_copy_folds_batch_normalisation_and_computes_what_training_did(reader, test_inputs):
@@ -315,14 +316,14 @@ def test_the_learning_rate_holds_its_peak_on_the_ctc_plateau_then_settles_to_zer
 def test_models_saved_with_the_retired_wall_clock_settings_still_load():
     """Older models saved lr_patience (sequence) and time budgets (auto): read and ignored, nothing else.
 
-    They were saved before colour input and before two convolutions per block, so they read
-    grey with one."""
+    They were saved before colour input, two convolutions per block and band ink, so they read
+    grey pixels with one."""
     old = {
         "sequence": {"lr_patience": 3, "seed": 4},
         "choice": {"time_budget": 540.0, "min_sequence_seconds": 360},
     }
     config = config_from_json(ReaderConfig, old, "m/meta.json")
-    assert config.sequence == SequenceConfig(seed=4, colour=False, convs_per_block=1)
+    assert config.sequence == SequenceConfig(seed=4, colour=False, convs_per_block=1, ink="none")
     assert config.choice == ChoiceConfig()
     with pytest.raises(UserError, match="unknown field.*config.sequence.lr_halving"):
         config_from_json(ReaderConfig, {"sequence": {"lr_halving": 3}}, "m/meta.json")
@@ -378,9 +379,64 @@ def test_each_conv_block_stacks_its_convolutions_and_keeps_one_frame_per_four_co
     from keras import layers
 
     for per_block in (1, 2):
-        network = build_network(replace(SequenceConfig(), convs_per_block=per_block), 96, 10)
+        network = build_network(replace(SequenceConfig(), convs_per_block=per_block), 96, 3, 10)
         convs = [layer for layer in network.layers if isinstance(layer, layers.Conv2D)]
         assert len(convs) == 3 * per_block and [c.filters for c in convs[::per_block]] == [32, 64, 128]
         assert network.output_shape == (None, 96 // POOL_X, 11)
     with pytest.raises(UserError, match="convs_per_block"):
         SequenceReader(replace(TINY, convs_per_block=0)).fit([Sample(Path("x.png"), "AB")] * 2)
+
+
+def test_band_ink_drops_noise_darker_than_the_letters_from_the_input():
+    """A mid-grey glyph (an n of 4-pixel strokes) under black lines: band ink keeps the glyph.
+
+    Grey models read grey and band ink."""
+    image = np.full((40, 120, 3), 235, np.uint8)
+    image[8:34, 20:24] = image[8:34, 36:40] = image[8:12, 20:40] = 100
+    image[4, :] = 0  # a thin black line above it ...
+    image[20, :] = 0  # ... and one through it
+    pixels, _ = fit_to_input(image, 40, 128, 3)
+    both, _ = fit_to_input(image, 40, 128, 4, ink="band")
+    assert both.shape == (40, 128, 4) and np.array_equal(both[..., :3], pixels)  # the pixels, and
+    band = both[..., 3]  # the band ink beside them
+    assert pixels[4, 60:110].min() > 0.9 and band[4, 60:110].max() < 0.1  # the line is gone
+    assert pixels[20, 60:110].min() > 0.9 and band[20, 60:110].max() < 0.1
+    assert band[8:34, 20:24].min() > 0.9 and band[8:12, 20:40].min() > 0.9  # the glyph stays whole
+    assert band[:, 120:].max() == 0  # the padding is background
+    grey_band, _ = fit_to_input(image, 40, 128, 2, ink="band")
+    assert np.array_equal(grey_band[..., 1], band) and grey_band[8:34, 20:24, 0].min() > 0.5
+
+
+def test_auto_reads_band_ink_where_the_segmenter_chose_it(tmp_path):
+    """arcs-dots (an arc and dots darker than the letters) gets band ink, the simple style pixels."""
+    chosen = {}
+    for style in ("arcs-dots", "simple"):
+        generate(tmp_path / style, 40, 4, CHARSET, style=style, seed=5)
+        samples = load_folder(tmp_path / style)
+        validation = [(np.asarray(Image.open(s.path).convert("RGB")), s.label) for s in samples]
+        chosen[style] = choose_ink("auto", validation, log=lambda _: None)
+        assert choose_ink("none", validation, log=lambda _: None) == "none"  # asked for: no tuning
+    assert chosen == {"arcs-dots": "band", "simple": "none"}
+
+
+def test_a_band_ink_model_saves_reads_and_older_models_read_pixels(folders, tmp_path):
+    config = replace(TINY, ink="band", filters=(8, 8), rnn_units=8, epochs=1)
+    reader = SequenceReader(config).fit(load_folder(folders / "train")[:40], log=lambda _: None)
+    assert reader.ink == "band" and reader.model.input_shape[-1] == 4  # RGB and band ink
+    reader.save(tmp_path / "band")
+    loaded = SequenceReader.load(tmp_path / "band")
+    paths = [s.path for s in load_folder(folders / "test")[:6]]
+    assert loaded.ink == "band"
+    np.testing.assert_allclose(
+        [r.confidence for r in loaded.predict_batch(paths)],
+        [r.confidence for r in reader.predict_batch(paths)],
+        rtol=1e-5,
+    )
+    meta = json.loads((tmp_path / "band" / "meta.json").read_text())
+    meta["ink"] = "colour"
+    (tmp_path / "band" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="damaged"):
+        SequenceReader.load(tmp_path / "band")
+    del meta["ink"]  # as a model saved before band ink: it read the pixels
+    (tmp_path / "band" / "meta.json").write_text(json.dumps(meta))
+    assert SequenceReader.load(tmp_path / "band").ink == "none"
