@@ -56,6 +56,7 @@ POOL_X = 4  # the CNN shrinks x by this much: one CTC frame per 4 input columns
 STEP_BUDGET = 2500
 STEP_CAP = 3750  # a cycle of 2,500 steps, then at most one of 1,250 (see train_epochs)
 INK_INPUTS = ("auto", "band", "none")  # what the network reads besides the pixels (see choose_ink)
+INK_READS = {"band": "the pixels and band ink", "none": "the pixels"}  # the log's words
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ class SequenceConfig:
             return "height, max_width, rnn_units, epochs, max_steps and patience must be at least 1"
         if not 1 <= self.convs_per_block <= 4:
             return "convs_per_block must lie in 1 to 4"
+        if self.ink not in INK_INPUTS:
+            return f"ink must be one of {', '.join(INK_INPUTS)}"
         if len(self.filters) < 2 or min(self.filters) < 1 or self.input_width < 0 or self.batch_size < 0:
             return "filters needs two positive counts at least; input_width and batch_size at least 0"
         if not (
@@ -610,7 +613,15 @@ class SequenceReader(CaptchaModel):
         reader.training = training if isinstance(training, dict) else {}
         if not reader.charset or not reader.lengths or reader.width < 1 or reader.ink not in ("band", "none"):
             raise UserError(f"{where} is damaged: charset, lengths, width or ink is not valid")
-        reader.model = load_network(Path(model_dir), typed_field(meta, "model_file", str, where))
+        model_file = typed_field(meta, "model_file", str, where)
+        reader.model = load_network(Path(model_dir), model_file)
+        cfg = reader.config
+        expected = (None, cfg.height, reader.width, cfg.channels(reader.ink))
+        if tuple(reader.model.input_shape) != expected:
+            raise UserError(
+                f"{where} does not fit {model_file}: the network reads {reader.model.input_shape}; "
+                f"meta.json says {expected} (height, width, colour and ink)"
+            )
         reader.history = read_history(Path(model_dir))
         return reader
 
@@ -629,11 +640,11 @@ def choose_ink(setting: str, validation: list[tuple[np.ndarray, str]], log: Call
     twice the steps).
     """
     if setting != "auto":
+        log(f"sequence reader: reads {INK_READS[setting]} (--ink {setting})")
         return setting
     chosen, _ = tune_settings(validation[:TUNE_IMAGES], SegmentSettings().glyph_size, None)
     ink = "band" if chosen.ink == "band" else "none"
-    what = "the pixels and band ink" if ink == "band" else "the pixels"
-    log(f"sequence reader: reads {what} (the segmenter's clean-up chosen on validation: {describe(chosen)})")
+    log(f"sequence reader: reads {INK_READS[ink]} (segmenter's clean-up on validation: {describe(chosen)})")
     return ink
 
 

@@ -366,10 +366,11 @@ def test_colour_reaches_the_network_and_grey_models_still_read(folders, tmp_path
     reader = SequenceReader(config).fit(load_folder(folders / "train")[:40], log=lambda _: None)
     reader.save(tmp_path / "grey")
     meta = json.loads((tmp_path / "grey" / "meta.json").read_text())
-    del meta["config"]["colour"]  # as a model saved before colour input: it read grey
+    del meta["config"]["colour"], meta["config"]["ink"], meta["ink"]  # as a model saved before
+    # colour input and band ink: it read grey pixels
     (tmp_path / "grey" / "meta.json").write_text(json.dumps(meta))
     loaded = SequenceReader.load(tmp_path / "grey")
-    assert loaded.model.input_shape[-1] == 1 and not loaded.config.colour
+    assert loaded.model.input_shape[-1] == 1 and not loaded.config.colour and loaded.ink == "none"
     image = load_folder(folders / "test")[0].path
     assert loaded.predict(image).text == reader.predict(image).text
 
@@ -419,7 +420,7 @@ def test_auto_reads_band_ink_where_the_segmenter_chose_it(tmp_path):
     assert chosen == {"arcs-dots": "band", "simple": "none"}
 
 
-def test_a_band_ink_model_saves_reads_and_older_models_read_pixels(folders, tmp_path):
+def test_a_band_ink_model_saves_and_reads_and_a_meta_json_that_does_not_fit_is_refused(folders, tmp_path):
     config = replace(TINY, ink="band", filters=(8, 8), rnn_units=8, epochs=1)
     reader = SequenceReader(config).fit(load_folder(folders / "train")[:40], log=lambda _: None)
     assert reader.ink == "band" and reader.model.input_shape[-1] == 4  # RGB and band ink
@@ -437,6 +438,8 @@ def test_a_band_ink_model_saves_reads_and_older_models_read_pixels(folders, tmp_
     (tmp_path / "band" / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="damaged"):
         SequenceReader.load(tmp_path / "band")
-    del meta["ink"]  # as a model saved before band ink: it read the pixels
+    del meta["ink"]  # as if it read the pixels alone: three channels, not the network's four
     (tmp_path / "band" / "meta.json").write_text(json.dumps(meta))
-    assert SequenceReader.load(tmp_path / "band").ink == "none"
+    with pytest.raises(UserError, match="does not fit"):
+        SequenceReader.load(tmp_path / "band")
+    assert "ink must be one of" in replace(config, ink="Band").problem()
