@@ -56,7 +56,7 @@ POOL_X = 4  # the CNN shrinks x by this much: one CTC frame per 4 input columns
 STEP_BUDGET = 2500
 STEP_CAP = 3750  # a cycle of 2,500 steps, then at most one of 1,250 (see train_epochs)
 INK_INPUTS = ("auto", "band", "none")  # what the network reads besides the pixels (see choose_ink)
-INK_READS = {"band": "the pixels and band ink", "none": "the pixels"}  # the log's words
+INK_READS = {"band": "the pixels and band ink", "none": "the pixels"}  # resolved values, in the log's words
 
 
 @dataclass(frozen=True)
@@ -611,7 +611,7 @@ class SequenceReader(CaptchaModel):
         reader.ink = meta.get("ink", "none")  # models saved before the choice read the pixels
         training = meta.get("training")
         reader.training = training if isinstance(training, dict) else {}
-        if not reader.charset or not reader.lengths or reader.width < 1 or reader.ink not in ("band", "none"):
+        if not reader.charset or not reader.lengths or reader.width < 1 or reader.ink not in INK_READS:
             raise UserError(f"{where} is damaged: charset, lengths, width or ink is not valid")
         model_file = typed_field(meta, "model_file", str, where)
         reader.model = load_network(Path(model_dir), model_file)
