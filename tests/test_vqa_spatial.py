@@ -375,3 +375,36 @@ def test_the_second_round_scores_cells_by_a_question_set_slope_on_their_distance
         assert maps[1, expected] > 0.9
     legacy = config_from_json(NetworkConfig, {"hops": 2}, "m/meta.json")  # saved before the slope
     assert not legacy.distance_score and not _attention_layer(2, units, False).slope
+
+
+@pytest.mark.parametrize("background", [(255, 255, 255), (40, 90, 60)])
+def test_a_cell_with_ink_is_placed_at_its_ink_and_an_empty_one_at_its_centre(background):
+    """Sub-cell positions: an 8x8 map's cell spans 8 pixels, and the shapes set's corner
+    question turns on 3. A block of ink in one cell moves that cell's x, y to the block's
+    centre, on any background colour; an empty cell keeps its centre, as does every cell of
+    a model saved before ink positions (``ink_xy`` false)."""
+    import keras
+
+    from recognisers.contract import config_from_json
+    from vqa.config import NetworkConfig
+    from vqa.network import _coordinate_layer
+
+    image = np.zeros((1, 64, 64, 3), "uint8") + np.array(background, "uint8")
+    image[0, 9:15, 16:19] = (230, 30, 30)  # rows 9-14, columns 16-18: in cell (row 1, column 2)
+    feature_map = np.zeros((1, 8, 8, 3), "float32")
+
+    def cell_xy(ink: bool) -> np.ndarray:
+        cells, xy = _coordinate_layer(ink)(feature_map, image)
+        assert cells.shape == (1, 64, 5)
+        return keras.ops.convert_to_numpy(xy).reshape(8, 8, 2)
+
+    def coordinate(pixel: float) -> float:  # image x or y (pixel i spans i..i+1) in the cells' units
+        return -1 + 2 * (pixel / 8 - 0.5) / 7
+
+    centres = np.linspace(-1, 1, 8)
+    ink, centre_only = cell_xy(True), cell_xy(False)
+    np.testing.assert_allclose(ink[1, 2], [coordinate(17.5), coordinate(12.0)], atol=0.01)
+    assert abs(ink[1, 2, 0] - centres[2]) > 0.06  # the block is 2.5 pixels left of the centre
+    np.testing.assert_allclose(ink[5, 5], [centres[5], centres[5]], atol=1e-5)
+    np.testing.assert_allclose(centre_only[1, 2], [centres[2], centres[1]], atol=1e-6)
+    assert not config_from_json(NetworkConfig, {"hops": 2}, "m/meta.json").ink_xy

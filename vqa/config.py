@@ -164,8 +164,9 @@ class EncoderConfig:
 class NetworkConfig:
     """The network kind and its sizes."""
 
-    # Models saved before distance_score existed scored distance through the MLP alone.
-    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"distance_score": False}
+    # Models saved before distance_score existed scored distance through the MLP alone;
+    # before ink_xy, every cell's x, y was its centre.
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"distance_score": False, "ink_xy": False}
 
     model: str | None = option(
         None,
@@ -184,6 +185,11 @@ class NetworkConfig:
         True,
         "attention: from the second round on, the question also sets a slope on each cell's "
         "distance from where the previous round looked, added to the cell's score",
+    )
+    ink_xy: bool = option(
+        True,
+        "attention and relation: each cell's x, y is where its ink lies (the centroid of its "
+        "pixels' contrast with the image's border colour), not the cell's centre",
     )
     relation_units: int = option(64, "width of g, run per pair of cells (--model relation)")
 

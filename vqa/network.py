@@ -4,7 +4,8 @@ Three kinds (``NetworkConfig.model``, ``vqa train --model``):
 
 * ``cnn-lstm``, the baseline: a globally pooled image vector and the question vector fused by
   an element-wise product. It keeps *what* is in the image and throws away *where*.
-* ``attention``: the image stays a spatial feature map with two coordinate channels; the
+* ``attention``: the image stays a spatial feature map with two coordinate channels (by
+  default where each cell's ink lies, finer than the cell: ``NetworkConfig.ink_xy``); the
   question guides ``hops`` rounds of attention over its cells (stacked attention, Yang et al.
   2016). Each hop conditions every cell on the current query (FiLM-style scale and shift,
   then ReLU), scores the cells from that, reads the softmax-weighted cell (what), its x, y
@@ -55,29 +56,55 @@ def _gather_layer():
     return GatherRows(name="gather_image_features")
 
 
-def _coordinate_layer():
+def _coordinate_layer(ink: bool):
     import keras
     from keras import ops
 
     class CellsWithCoordinates(keras.layers.Layer):
-        """(n, h, w, c) feature map -> (n, h*w, c + 2) cells with their x, y in [-1, 1], and
-        the x, y alone (n, h*w, 2)."""
+        """(n, h, w, c) feature map and the (n, s, s, 3) pixels -> (n, h*w, c + 2) cells with
+        their x, y, and the x, y alone (n, h*w, 2). A cell's x, y is its centre (the outer
+        cells' at -1 and 1) or, with ``ink``, the centroid of its pixels' contrast with the
+        image's border colour, in the same units: an empty cell keeps its centre. Why: a
+        cell of an 8x8 map spans 8 pixels of a 64-pixel image, and the shapes set asks which
+        object is nearest a corner by 3 pixels; from cell centres alone the two candidates
+        are often the same distance away, and the position within the cell had to be learnt.
+        """
 
-        def call(self, fmap):
+        def call(self, fmap, images):
             h, w = fmap.shape[1], fmap.shape[2]
             ys, xs = ops.meshgrid(ops.linspace(-1.0, 1.0, h), ops.linspace(-1.0, 1.0, w), indexing="ij")
-            coords = ops.cast(ops.stack([xs, ys], axis=-1), fmap.dtype)
-            coords = ops.reshape(
-                ops.broadcast_to(coords[None], (ops.shape(fmap)[0], h, w, 2)), (-1, h * w, 2)
-            )
+            coords = ops.broadcast_to(ops.stack([xs, ys], axis=-1)[None], (ops.shape(fmap)[0], h, w, 2))
+            if ink:
+                coords = _ink_centroids(ops.cast(images, "float32") / 255.0, coords)
+            coords = ops.reshape(ops.cast(coords, fmap.dtype), (-1, h * w, 2))
             cells = ops.reshape(fmap, (-1, h * w, fmap.shape[3]))
             return ops.concatenate([cells, coords], axis=-1), coords
 
-        def compute_output_shape(self, shape):
-            cells = shape[1] * shape[2]
-            return (shape[0], cells, shape[3] + 2), (shape[0], cells, 2)
+        def compute_output_shape(self, fmap_shape, images_shape):
+            cells = fmap_shape[1] * fmap_shape[2]
+            return (fmap_shape[0], cells, fmap_shape[3] + 2), (fmap_shape[0], cells, 2)
 
     return CellsWithCoordinates(name="cells_with_coordinates")
+
+
+def _ink_centroids(pixels, centres):
+    """Each cell's ink centroid: ``pixels`` (n, s, s, 3) in [0, 1], ``centres`` (n, h, w, 2)
+    the cells' x, y; a pixel weighs its colour distance from the mean border colour."""
+    from keras import ops
+
+    n, s, h, w = ops.shape(pixels)[0], pixels.shape[1], centres.shape[1], centres.shape[2]
+    k = s // h
+    border = ops.concatenate([pixels[:, 0], pixels[:, -1], pixels[:, :, 0], pixels[:, :, -1]], axis=1)
+    contrast = ops.sqrt(ops.sum(ops.square(pixels - ops.mean(border, axis=1)[:, None, None]), -1) + 1e-12)
+    contrast = ops.reshape(contrast, (n, h, k, w, k))
+    # a pixel's x, y in the cells' units: the cell centres' spacing is 2 / (cells - 1)
+    along = (ops.arange(s, dtype="float32") + 0.5) / k - 0.5
+    xs = ops.reshape(-1.0 + 2.0 * along / max(w - 1, 1), (1, 1, 1, w, k))
+    ys = ops.reshape(-1.0 + 2.0 * along / max(h - 1, 1), (1, h, k, 1, 1))
+    weight = ops.sum(contrast, axis=(2, 4))[..., None]
+    moments = ops.stack([ops.sum(contrast * xs, axis=(2, 4)), ops.sum(contrast * ys, axis=(2, 4))], -1)
+    empty = 0.5  # half a pixel of full contrast: a cell with less ink leans to its centre
+    return (moments + empty * centres) / (weight + empty)
 
 
 def _attention_layer(hops: int, units: int, distance_score: bool):
@@ -288,7 +315,7 @@ def _attend(images, feature_map, image_index, q, encoder: EncoderConfig, config:
     pixels = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="cell_pixels_scale")(images)
     pixels = layers.AveragePooling2D(encoder.side // side, name="cell_pixels")(pixels)
     features = layers.Concatenate(name="cell_features")([feature_map, pixels])
-    cells, xy = _coordinate_layer()(features)
+    cells, xy = _coordinate_layer(config.ink_xy)(features, images)
     if config.model == "relation":
         x, maps = _relation_layer(config.relation_units)(cells, image_index, q)
         return layers.Dense(config.hidden, activation="relu", name="f_dense")(x), maps
