@@ -58,10 +58,11 @@ STEP_CAP = 3750  # a cycle of 2,500 steps, then at most one of 1,250 (see train_
 INK_INPUTS = ("auto", "band", "none")  # what the network reads besides the pixels (see choose_ink)
 INK_READS = {"band": "the pixels and band ink", "none": "the pixels"}  # resolved values, in the log's words
 # Images per call of the reading network. Small chunks keep a call's activations in the CPU's
-# caches: on an AVX2-only EPYC core, whole batch reads (files decoded included) ran 35% faster
-# at 64 than at 512 for arcs-dots (4 input channels; 219-236 against 168-169 CAPTCHAs/s) and
-# 15% for dark-lines (176-179 against 152-154), and 128 was no better than 64.
-READ_CHUNK = 64
+# caches: on an AVX2-only EPYC, whole batch reads (files decoded included) on one core ran 35%
+# faster at 64 than at 512 for arcs-dots (4 input channels; 219-236 against 168-169 CAPTCHAs/s)
+# and 15% for dark-lines (176-179 against 152-154), 128 level with 64; on both cores 128 read
+# 320-343 and 312/s, 64 292-328 and 275-288/s, 512 242/s (dark-lines), 256 293/s (arcs-dots).
+READ_CHUNK = 128
 
 
 @dataclass(frozen=True)
