@@ -377,6 +377,39 @@ def test_the_second_round_scores_cells_by_a_question_set_slope_on_their_distance
     assert not legacy.distance_score and not _attention_layer(2, units, False).slope
 
 
+def test_the_first_round_scores_cells_by_their_distance_from_a_point_the_question_sets():
+    """The mechanism behind "the object closest to the top right corner": the question sets
+    a point (the anchor) and a slope on each cell's distance from it, so with two candidates
+    the MLP scores alike, the first round picks the one nearest the corner the question names."""
+    import keras
+
+    from recognisers.contract import config_from_json
+    from vqa.config import NetworkConfig
+    from vqa.network import _attention_layer
+
+    side, units = 8, 4
+    ys, xs = np.meshgrid(np.linspace(-1, 1, side), np.linspace(-1, 1, side), indexing="ij")
+    xy = np.stack([xs, ys], -1).reshape(1, -1, 2).astype("float32")
+    cells = np.zeros((1, side * side, units), "float32")
+    top_right, bottom_left = 6, 6 * side  # cells (row 0, column 6) and (row 6, column 0)
+    cells[0, [top_right, bottom_left], 0] = 1.0
+    layer = _attention_layer(2, units, distance_score=True, anchor=True)
+    layer(cells, xy, np.zeros(1, "int32"), np.zeros((1, units), "float32"))  # builds it
+    for weight in layer.weights:
+        weight.assign(np.zeros(weight.shape, "float32"))
+    layer.cell_proj[0].kernel.assign(np.eye(units, dtype="float32"))
+    layer.score[0].kernel.assign(30 * np.eye(units, dtype="float32")[:, :1])
+    corners = np.zeros((units, 2), "float32")
+    corners[0], corners[1] = (1, -1), (-1, 1)  # query unit 0 names the top right, unit 1 the bottom left
+    layer.anchor_point.kernel.assign(corners)
+    layer.slope[0].kernel.assign(np.full((units, 1), -10.0, "float32"))
+    for unit, expected in ((0, top_right), (1, bottom_left)):
+        query = np.eye(units, dtype="float32")[unit : unit + 1]
+        _, maps = layer(cells, xy, np.zeros(1, "int32"), query)
+        assert keras.ops.convert_to_numpy(maps)[0, 0, expected] > 0.9
+    assert not config_from_json(NetworkConfig, {"hops": 2}, "m/meta.json").anchor
+
+
 @pytest.mark.parametrize("background", [(255, 255, 255), (40, 90, 60)])
 def test_a_cell_with_ink_is_placed_at_its_ink_and_an_empty_one_at_its_centre(background):
     """Sub-cell positions: an 8x8 map's cell spans 8 pixels, and the shapes set's corner

@@ -165,8 +165,9 @@ class NetworkConfig:
     """The network kind and its sizes."""
 
     # Models saved before distance_score existed scored distance through the MLP alone;
-    # before ink_xy, every cell's x, y was its centre.
-    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"distance_score": False, "ink_xy": False}
+    # before ink_xy, every cell's x, y was its centre; before anchor, the first round
+    # measured no distance.
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"distance_score": False, "ink_xy": False, "anchor": False}
 
     model: str | None = option(
         None,
@@ -185,6 +186,11 @@ class NetworkConfig:
         True,
         "attention: from the second round on, the question also sets a slope on each cell's "
         "distance from where the previous round looked, added to the cell's score",
+    )
+    anchor: bool = option(
+        True,
+        "attention: the first round also measures each cell's distance from a point the "
+        "question sets, with a slope on it as later rounds have",
     )
     ink_xy: bool = option(
         True,
