@@ -15,7 +15,7 @@ Three kinds (``NetworkConfig.model``, ``vqa train --model``):
   cell's score, so two hops answer "the object closest to the red one": the first finds the
   red object, the second scores the others by their distance to it. The first hop does the
   same from a point the question sets (``NetworkConfig.anchor``), so "the object closest to
-  the top left corner" is a slope on the distance from that corner.
+  the top left corner" can be a slope on the distance from that corner.
 * ``relation``: a relation module (Santoro et al. 2017) over every pair of cells of a small
   map (5x5 for 80x80 images and four CNN blocks), each cell with its mean colour and x, y;
   ``g`` sees (cell i, cell j, question), its first layer scaled and shifted by the question
