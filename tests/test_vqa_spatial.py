@@ -341,6 +341,28 @@ def test_the_heat_for_the_red_object_covers_the_red_object(tmp_path):
     assert sum(covered) >= 10, covered
 
 
+SIDE, UNITS = 8, 4  # the hand-set attention tests' map side and width
+
+
+def hand_set_attention(cells: np.ndarray, **kwargs):
+    """A two-round attention layer (distance slope on; ``kwargs`` for the rest) built on
+    ``cells`` with every weight zero, round k scoring feature ``k`` of a cell by 30 a unit;
+    and the 8x8 map's x, y. Each test sets the few other weights it is about by hand."""
+    from vqa.network import _attention_layer
+
+    ys, xs = np.meshgrid(np.linspace(-1, 1, SIDE), np.linspace(-1, 1, SIDE), indexing="ij")
+    xy = np.stack([xs, ys], -1).reshape(1, -1, 2).astype("float32")
+    layer = _attention_layer(2, UNITS, distance_score=True, **kwargs)
+    layer(cells, xy, np.zeros(1, "int32"), np.zeros((1, UNITS), "float32"))  # builds it
+    for weight in layer.weights:
+        weight.assign(np.zeros(weight.shape, "float32"))
+    eye = np.eye(UNITS, dtype="float32")
+    for k in range(2):
+        layer.cell_proj[k].kernel.assign(eye)
+        layer.score[k].kernel.assign(30 * eye[:, k : k + 1])
+    return layer, xy
+
+
 def test_the_second_round_scores_cells_by_a_question_set_slope_on_their_distance():
     """The mechanism behind "the object closest to the X one" at any range: with the first
     round on the reference cell and the MLP scoring every candidate alike, a negative slope
@@ -351,30 +373,20 @@ def test_the_second_round_scores_cells_by_a_question_set_slope_on_their_distance
     from vqa.config import NetworkConfig
     from vqa.network import _attention_layer
 
-    side, units = 8, 4
-    ys, xs = np.meshgrid(np.linspace(-1, 1, side), np.linspace(-1, 1, side), indexing="ij")
-    xy = np.stack([xs, ys], -1).reshape(1, -1, 2).astype("float32")
-    cells = np.zeros((1, side * side, units), "float32")
-    reference, near, far = 0, 5 * side + 7, 7 * side + 7  # (0, 0); (7, 5) and (7, 7): both far
+    cells = np.zeros((1, SIDE * SIDE, UNITS), "float32")
+    reference, near, far = 0, 5 * SIDE + 7, 7 * SIDE + 7  # (0, 0); (7, 5) and (7, 7): both far
     cells[0, reference, 0] = 1.0  # what the first round looks for
-    cells[0, [near, far], 1] = 1.0  # the candidates
-    layer = _attention_layer(2, units, distance_score=True)
-    query = np.ones((1, units), "float32")
-    layer(cells, xy, np.zeros(1, "int32"), query)  # builds it
-    for weight in layer.weights:
-        weight.assign(np.zeros(weight.shape, "float32"))
-    eye = np.eye(units, dtype="float32")
-    for k, feature in ((0, 0), (1, 1)):  # round k scores feature 0, then 1, by 30 a unit
-        layer.cell_proj[k].kernel.assign(eye)
-        layer.score[k].kernel.assign(30 * eye[:, feature : feature + 1])
+    cells[0, [near, far], 1] = 1.0  # the candidates, what the second round looks for
+    layer, xy = hand_set_attention(cells)
+    query = np.ones((1, UNITS), "float32")
     for slope, expected in ((-10.0, near), (10.0, far)):
-        layer.slope[0].kernel.assign(np.full((units, 1), slope / units, "float32"))
+        layer.slope[0].kernel.assign(np.full((UNITS, 1), slope / UNITS, "float32"))
         _, maps = layer(cells, xy, np.zeros(1, "int32"), query)
         maps = keras.ops.convert_to_numpy(maps)[0]
         assert maps[0].argmax() == reference and maps[1].argmax() == expected
         assert maps[1, expected] > 0.9
     legacy = config_from_json(NetworkConfig, {"hops": 2}, "m/meta.json")  # saved before the slope
-    assert not legacy.distance_score and not _attention_layer(2, units, False).slope
+    assert not legacy.distance_score and not _attention_layer(2, UNITS, False).slope
 
 
 def test_the_first_round_scores_cells_by_their_distance_from_a_point_the_question_sets():
@@ -385,26 +397,17 @@ def test_the_first_round_scores_cells_by_their_distance_from_a_point_the_questio
 
     from recognisers.contract import config_from_json
     from vqa.config import NetworkConfig
-    from vqa.network import _attention_layer
 
-    side, units = 8, 4
-    ys, xs = np.meshgrid(np.linspace(-1, 1, side), np.linspace(-1, 1, side), indexing="ij")
-    xy = np.stack([xs, ys], -1).reshape(1, -1, 2).astype("float32")
-    cells = np.zeros((1, side * side, units), "float32")
-    top_right, bottom_left = 6, 6 * side  # cells (row 0, column 6) and (row 6, column 0)
+    cells = np.zeros((1, SIDE * SIDE, UNITS), "float32")
+    top_right, bottom_left = 6, 6 * SIDE  # cells (row 0, column 6) and (row 6, column 0)
     cells[0, [top_right, bottom_left], 0] = 1.0
-    layer = _attention_layer(2, units, distance_score=True, anchor=True)
-    layer(cells, xy, np.zeros(1, "int32"), np.zeros((1, units), "float32"))  # builds it
-    for weight in layer.weights:
-        weight.assign(np.zeros(weight.shape, "float32"))
-    layer.cell_proj[0].kernel.assign(np.eye(units, dtype="float32"))
-    layer.score[0].kernel.assign(30 * np.eye(units, dtype="float32")[:, :1])
-    corners = np.zeros((units, 2), "float32")
+    layer, xy = hand_set_attention(cells, anchor=True)
+    corners = np.zeros((UNITS, 2), "float32")
     corners[0], corners[1] = (1, -1), (-1, 1)  # query unit 0 names the top right, unit 1 the bottom left
     layer.anchor_point.kernel.assign(corners)
-    layer.slope[0].kernel.assign(np.full((units, 1), -10.0, "float32"))
+    layer.slope[0].kernel.assign(np.full((UNITS, 1), -10.0, "float32"))
     for unit, expected in ((0, top_right), (1, bottom_left)):
-        query = np.eye(units, dtype="float32")[unit : unit + 1]
+        query = np.eye(UNITS, dtype="float32")[unit : unit + 1]
         _, maps = layer(cells, xy, np.zeros(1, "int32"), query)
         assert keras.ops.convert_to_numpy(maps)[0, 0, expected] > 0.9
     assert not config_from_json(NetworkConfig, {"hops": 2}, "m/meta.json").anchor
