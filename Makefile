@@ -30,7 +30,7 @@ demo-captcha: $(STAMP)
 	$(BIN)/captcha predict $(RUNS)/captcha data/samples/captcha/*.png
 
 demo-vqa: $(STAMP)
-	$(BIN)/vqa train --dataset easy-vqa --epochs 5 --seed 0 --out $(RUNS)/vqa --force
+	$(BIN)/vqa train --dataset easy-vqa --epochs 4 --seed 0 --out $(RUNS)/vqa --force
 	$(BIN)/vqa evaluate $(RUNS)/vqa --dataset easy-vqa --split test --max-questions 2000 --report $(RUNS)/vqa-report.json
 	$(BIN)/vqa predict $(RUNS)/vqa --image data/samples/vqa/sample.png --question "What shape is in the image?" --top 3
 
