@@ -42,7 +42,7 @@ from recognisers.contract import config_from_json, option
 from recognisers.errors import UserError
 from recognisers.metafields import typed_field
 from recognisers.modeldir import read_meta
-from recognisers.training import set_seed
+from recognisers.training import set_seed, without_autotune
 
 READER = "sequence"  # every CAPTCHA reader shares model.KIND and FORMAT_VERSION
 MODEL_FILE = "sequence_ctc.keras"
@@ -674,15 +674,11 @@ def read_training_images(
 
 
 def dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
-    """A shuffled, batched, prefetched tf.data pipeline over in-memory arrays."""
+    """In-memory arrays, reshuffled every epoch by ``seed``, batched (:func:`without_autotune`)."""
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensor_slices((x, y))
-    return (
-        data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    return without_autotune(data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size))
 
 
 def encode_labels(labels: Sequence[str], charset: str, length: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Seeding, the standard training callbacks, and the plot of the training curves."""
+"""Seeding, input pipelines without autotuning, the standard training callbacks, the training curves."""
 
 from __future__ import annotations
 
@@ -19,6 +19,23 @@ def set_seed(seed: int) -> None:
     keras = import_keras()  # often the first Keras use of a run: keep it quiet
 
     keras.utils.set_random_seed(int(seed))
+
+
+def without_autotune(dataset):
+    """``dataset`` with a prefetch of two batches and tf.data's autotuning off.
+
+    Why: an autotuned pipeline's iterator runs a tuning thread that sleeps between rounds for a
+    period that doubles up to 60 s, and deleting the iterator waits for that sleep to end.
+    Keras makes a new iterator for every epoch and every validation pass, so epochs took up to
+    twice their time, at random, with the process idle for the difference (a stack dump of an
+    idle second: the iterator's destructor waiting on ``Model::OptimizeLoop``). These pipelines
+    only cut arrays held in memory: there is nothing for autotuning to tune.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(2).with_options(options)
 
 
 def higher_is_better(monitor: str) -> bool:

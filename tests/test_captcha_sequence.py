@@ -20,6 +20,7 @@ from captcha.sequence import (
     SequenceReader,
     build_network,
     choose_ink,
+    dataset,
     fit_to_input,
     greedy_paths,
     inference_function,
@@ -443,3 +444,20 @@ def test_a_band_ink_model_saves_and_reads_and_a_meta_json_that_does_not_fit_is_r
     with pytest.raises(UserError, match="does not fit"):
         SequenceReader.load(tmp_path / "band")
     assert "ink must be one of" in replace(config, ink="Band").problem()
+
+
+def test_dataset_reshuffles_each_epoch_with_its_seed_and_no_autotune():
+    x, y = np.zeros((20, 2), np.float32), np.arange(20)
+
+    def epoch(data) -> list[int]:
+        return [int(v) for _, labels in data for v in labels.numpy()]
+
+    shuffled = dataset(x, y, 8, seed=3)
+    batches = [labels.numpy().tolist() for _, labels in shuffled]
+    assert [len(labels) for labels in batches] == [8, 8, 4]
+    first, second = sum(batches, []), epoch(shuffled)
+    assert sorted(first) == sorted(second) == list(range(20))  # every row once an epoch
+    assert first != second  # a new order every epoch
+    assert epoch(dataset(x, y, 8, seed=3)) == first  # the seed decides it
+    # an autotuned iterator's end waits out its tuning thread's sleep (up to 60 s an epoch)
+    assert shuffled.options().autotune.enabled is False  # unset (None) means on

@@ -17,7 +17,7 @@ from vqa_helpers import make_shapes_set
 
 from recognisers.contract import config_from_args
 from recognisers.errors import UserError
-from vqa.batches import GroupedQuestions
+from vqa.batches import GroupedQuestions, training_dataset
 from vqa.config import KIND_DEFAULTS, EncoderConfig, NetworkConfig, TrainConfig, VQAConfig
 from vqa.data import read_jsonl
 
@@ -169,6 +169,21 @@ def test_grouped_questions_cut_batches_of_whole_images():
     assert [c.tolist() for c in shuffled] != [c.tolist() for c in chunks] or len(chunks) == 1
     every = np.concatenate([groups.questions_of(c)[0] for c in shuffled])
     assert sorted(every.tolist()) == list(range(len(image_index)))  # each question exactly once
+
+
+def test_training_batches_keep_images_whole_and_skip_autotune():
+    image_index = np.array([2, 0, 1, 2, 0, 2, 3, 3])
+    table = np.arange(4)[:, None] * np.ones((4, 3), np.uint8)  # row i holds i
+    tokens, labels = np.arange(8)[:, None].astype(np.int32), np.arange(8, dtype=np.int32)
+    dataset = training_dataset(table, image_index, tokens, labels, 4, seed=0)
+    seen = []
+    for (images, questions, index), answers in dataset:
+        # each question is about the image its index points at, and the answers stay with it
+        assert images.numpy()[index.numpy(), 0].tolist() == image_index[questions.numpy()[:, 0]].tolist()
+        assert answers.numpy().tolist() == questions.numpy()[:, 0].tolist()
+        seen += answers.numpy().tolist()
+    assert sorted(seen) == list(range(8))
+    assert dataset.options().autotune.enabled is False  # unset (None) means on
 
 
 def test_import_and_predict_print_nothing_on_stderr(vqa_model_dir, vqa_sample):

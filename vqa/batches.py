@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from recognisers.training import without_autotune
+
 
 class GroupedQuestions:
     """Questions sorted by image, with each image's question range, for fast batch cuts."""
@@ -63,7 +65,7 @@ def training_dataset(
     questions_per_batch: int,
     seed: int | None,
 ):
-    """A ``tf.data`` pipeline of grouped batches, reshuffled every epoch, with prefetch."""
+    """A ``tf.data`` pipeline of grouped batches, reshuffled every epoch (:func:`without_autotune`)."""
     import tensorflow as tf
 
     epoch = [0]
@@ -87,4 +89,4 @@ def training_dataset(
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return without_autotune(dataset)
