@@ -4,7 +4,8 @@ Each real set in ``../shared/datasets/captcha/`` is split 80/20 by file with see
 (``captcha train`` defaults: ``--reader auto`` carves its own validation slice from the 80%)
 never sees the 20% the figures come from. Every style of the built-in generator
 (``captcha.synth.STYLES``, so new styles appear here by themselves) is trained and tested on
-generated folders with different seeds. Nothing is set per set: what differs, the code chooses
+generated folders with different seeds, at 4 glyphs, and so are two variants
+(:data:`GENERATED`): variable length and lower case. Nothing is set per set: what differs, the code chooses
 on validation. CAPTCHAs/s is batch reading of the held-out files (decoding included, median of
 three runs after a warm-up). The zero-shot column is read from the JSON that
 ``bench/ddddocr_baseline.py`` writes (empty where it has no figure).
@@ -31,7 +32,7 @@ from captcha.data import Sample, load_folder, split  # noqa: E402
 from captcha.model import SegmentConfig  # noqa: E402
 from captcha.readers import READERS, CaptchaReader, ReaderConfig  # noqa: E402
 from captcha.sequence import SequenceConfig  # noqa: E402
-from captcha.synth import STYLES, generate  # noqa: E402
+from captcha.synth import DEFAULT_CHARSET, STYLES, generate  # noqa: E402
 from recognisers.modeldir import write_json  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets" / "captcha"
@@ -39,6 +40,15 @@ WORK = ROOT / "runs" / "bench-captcha"
 STYLE_COUNTS = {"full": (3000, 500), "quick": (600, 100)}  # generated train / test images
 QUICK_CAP = (1000, 300)  # --quick: at most this many training / held-out images of a real set
 STYLE_SEEDS = (101, 202)
+# Generated sets: every style at 4 glyphs, and variants with what the unseen styles of issue 7
+# bring that 4 glyphs of the default charset do not: labels of 4 to 8 glyphs (the transparent
+# style's widely spaced ones), six lower-case letters (the curved-lines style's).
+LOWER = "abcdefghjkmnpqrstuvwxyz"  # no i, l, o: ambiguous beside each other in some fonts
+GENERATED: dict[str, tuple[str, int | tuple[int, int], str]] = {
+    **{style: (style, 4, DEFAULT_CHARSET) for style in STYLES},
+    "transparent-4to8": ("transparent", (4, 8), DEFAULT_CHARSET),
+    "curved-lines-6lower": ("curved-lines", 6, LOWER),
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -72,7 +82,8 @@ def real_sets(folder: Path) -> list[str]:
 
 def held_out_split(name: str, args) -> tuple[list[Sample], list[Sample]]:
     """(training, held-out) samples of a real set or a generated style."""
-    if name in STYLES:
+    if name in GENERATED:
+        style, length, charset = GENERATED[name]
         counts = STYLE_COUNTS["quick" if args.quick else "full"]
         parts = []
         for part, count, seed in zip(("train", "test"), counts, STYLE_SEEDS):
@@ -80,7 +91,7 @@ def held_out_split(name: str, args) -> tuple[list[Sample], list[Sample]]:
             if not folder.is_dir() or len(list(folder.glob("*.png"))) != count:
                 for old in folder.glob("*.png"):
                     old.unlink()
-                generate(folder, count, 4, style=name, seed=seed)
+                generate(folder, count, length, charset, style=style, seed=seed)
             parts.append(load_folder(folder))
         return parts[0], parts[1]
     train, test = real_split(args.datasets / name, args.seed)
@@ -154,7 +165,7 @@ def table(rows: list[dict], zero_shot: dict) -> str:
 
 def main() -> int:
     args = parse_args()
-    names = real_sets(args.datasets) + list(STYLES)
+    names = real_sets(args.datasets) + list(GENERATED)
     if args.sets:
         wanted = [n.strip() for n in args.sets.split(",") if n.strip()]
         unknown = [n for n in wanted if n not in names]
