@@ -340,27 +340,92 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def greedy_paths(probs: np.ndarray) -> list[list[tuple[int, int, int, float]]]:
+Runs = list[tuple[int, int, int, float]]  # per character: (class, first frame, last frame, p)
+
+
+def greedy_paths(probs: np.ndarray) -> list[Runs]:
     """Best-path CTC decoding that keeps the alignment: per image, (class, first, last frame, p).
 
     ``keras.ops.ctc_decode`` gives the same text but not the frames, which the confidences
     and boxes need; the best path is one argmax and one pass over the frames.
     """
-    best = probs.argmax(axis=-1)
-    top = probs.max(axis=-1)
-    out = []
-    for row, p in zip(best, top):
-        runs: list[tuple[int, int, int, float]] = []
-        prev = 0
-        for t, k in enumerate(row):
-            if k != 0 and k == prev and runs:
-                c, first, _, conf = runs[-1]
-                runs[-1] = (c, first, t, max(conf, float(p[t])))
-            elif k != 0:
-                runs.append((int(k), t, t, float(p[t])))
-            prev = k
-        out.append(runs)
+    return [path_runs(row, probs[i]) for i, row in enumerate(probs.argmax(axis=-1))]
+
+
+def path_runs(path: np.ndarray, probs: np.ndarray) -> Runs:
+    """The characters of one frame path (blanks dropped, repeats merged), each with its frames
+    and its confidence: the probability of its class at its best frame."""
+    runs: Runs = []
+    prev = 0
+    for t, k in enumerate(path):
+        if k != 0 and k == prev and runs:
+            c, first, _, conf = runs[-1]
+            runs[-1] = (c, first, t, max(conf, float(probs[t, k])))
+        elif k != 0:
+            runs.append((int(k), t, t, float(probs[t, k])))
+        prev = k
+    return runs
+
+
+def reading_paths(probs: np.ndarray, lengths: Sequence[int]) -> list[Runs]:
+    """Best paths, each held to a text length seen in training (see :func:`length_path`).
+
+    Greedy CTC drops a glyph or adds one with no doubt in its confidences: a character that
+    is missing has no probability to lower the product. Where the best path's length is not
+    one of ``lengths``, the best path of a length that is replaces it, so a dropped glyph
+    comes back (dark-lines and cc-digits: three of their four length errors read right) or
+    the added one shows in its low confidence. Other images keep their best path.
+    """
+    out = greedy_paths(probs)
+    for i, runs in enumerate(out):
+        if lengths and len(runs) not in lengths:
+            path = length_path(probs[i], lengths)
+            out[i] = path_runs(path, probs[i]) if path is not None else runs
     return out
+
+
+def length_path(probs: np.ndarray, lengths: Sequence[int]) -> np.ndarray | None:
+    """The most probable frame path whose text has one of ``lengths`` characters (Viterbi).
+
+    ``probs`` is (frames, classes), class 0 the blank. The state after a frame is (characters
+    so far, the frame's class): a blank or a repeat of the class before adds nothing, any other
+    class adds one. None when no allowed length fits in the frames.
+    """
+    frames, classes = probs.shape
+    most = max(lengths)
+    if most < 1:
+        return None
+    logp = np.log(np.maximum(probs, 1e-30))
+    score = np.full((most + 1, classes), -np.inf)
+    score[0, 0] = logp[0, 0]
+    score[1, 1:] = logp[0, 1:]
+    back = np.zeros((frames, most + 1, classes, 2), np.int32)  # the state before: (count, class)
+    chars = np.arange(1, classes)
+    for t in range(1, frames):
+        new = np.full_like(score, -np.inf)
+        for n in range(most + 1):
+            best = int(score[n].argmax())
+            new[n, 0], back[t, n, 0] = logp[t, 0] + score[n, best], (n, best)
+            stay, source = score[n, 1:], chars
+            if n:  # a new character: from any class but its own in the frame before
+                top2 = np.argsort(score[n - 1])[-2:][::-1]
+                before = np.where(chars == top2[0], top2[1], top2[0])
+                emit = score[n - 1, before] > stay
+                stay, source = np.where(emit, score[n - 1, before], stay), np.where(emit, before, chars)
+                back[t, n, 1:, 0] = np.where(emit, n - 1, n)
+            else:
+                back[t, n, 1:, 0] = n
+            new[n, 1:], back[t, n, 1:, 1] = logp[t, 1:] + stay, source
+        score = new
+    n = max((n for n in lengths if n <= most), key=lambda n: score[n].max())
+    k = int(score[n].argmax())
+    if not np.isfinite(score[n, k]):
+        return None
+    path = [k]
+    for t in range(frames - 1, 0, -1):
+        n, k = (int(v) for v in back[t, n, k])
+        path.append(k)
+    return np.array(path[::-1])
 
 
 class SequenceReader(CaptchaModel):
@@ -526,7 +591,11 @@ class SequenceReader(CaptchaModel):
         }
 
     def texts(self, probs: np.ndarray) -> list[str]:
-        """Greedy CTC text of per-frame probabilities."""
+        """Greedy CTC text of per-frame probabilities, as training compares epochs and precisions.
+
+        Without the length prior of reading (:func:`reading_paths`): an epoch whose network
+        drops glyphs should not look as good as one whose best path already has them.
+        """
         return ["".join(self.charset[k - 1] for k, *_ in runs) for runs in greedy_paths(probs)]
 
     def inputs(self, images: Sequence[np.ndarray]) -> np.ndarray:
@@ -585,7 +654,8 @@ class SequenceReader(CaptchaModel):
         scaled = [self.fit_to_input(g) for g in images]
         x = np.stack([s[0] for s in scaled]) if scaled else np.zeros((0,))
         readings = []
-        for image, (_, scale), runs in zip(images, scaled, greedy_paths(self.frame_probs(x))):
+        paths = reading_paths(self.frame_probs(x), self.lengths)
+        for image, (_, scale), runs in zip(images, scaled, paths):
             conf = [p for _, _, _, p in runs]
             boxes = [
                 (

@@ -25,7 +25,9 @@ from captcha.sequence import (
     greedy_paths,
     inference_function,
     learning_rate,
+    length_path,
     reading_network,
+    reading_paths,
     still_improving,
 )
 from captcha.synth import generate
@@ -143,6 +145,51 @@ def test_greedy_path_merges_repeats_and_drops_blanks():
     frames = np.eye(4)[[0, 2, 2, 0, 2, 3, 3, 0]] * 0.9 + 0.025
     runs = greedy_paths(frames[None])[0]
     assert [(k, a, b) for k, a, b, _ in runs] == [(2, 1, 2), (2, 4, 4), (3, 5, 6)]
+
+
+def brute_force_best(probs, lengths):
+    """The best path's probability among every path of every allowed length, by enumeration."""
+    best = 0.0
+    for path in itertools.product(range(probs.shape[1]), repeat=len(probs)):
+        text = [k for i, k in enumerate(path) if k and (i == 0 or k != path[i - 1])]
+        if len(text) in lengths:
+            best = max(best, float(np.prod(probs[np.arange(len(probs)), path])))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_length_path_finds_the_best_path_of_an_allowed_length(seed):
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(3) * 0.5, size=5)  # 5 frames, blank and two classes
+    lengths = [[1], [2], [3], [2, 4]][seed % 4]
+    path = length_path(probs, lengths)
+    text = [k for i, k in enumerate(path) if k and (i == 0 or k != path[i - 1])]
+    assert len(text) in lengths
+    found = float(np.prod(probs[np.arange(5), path]))
+    assert found == pytest.approx(brute_force_best(probs, lengths), rel=1e-9)
+
+
+def test_reading_holds_the_text_to_the_lengths_seen_in_training():
+    blank, a, b = np.eye(3)
+    # greedy merges the two As (no blank between them) and reads "AB"; a blank at 0.3 parts them
+    frames = np.array(
+        [
+            0.95 * a + 0.05 * blank,
+            0.65 * a + 0.3 * blank + 0.05 * b,
+            0.9 * a + 0.1 * blank,
+            0.9 * b + 0.1 * blank,
+        ]
+    )
+    text = lambda runs: "".join("-AB"[k] for k, *_ in runs)  # noqa: E731
+    assert text(greedy_paths(frames[None])[0]) == "AB"
+    assert text(reading_paths(frames[None], [2])[0]) == "AB"  # an allowed length stays as it is
+    runs = reading_paths(frames[None], [3])[0]
+    assert text(runs) == "AAB" and [(first, last) for _, first, last, _ in runs] == [(0, 0), (2, 2), (3, 3)]
+    assert [round(p, 2) for *_, p in runs] == [0.95, 0.9, 0.9]
+    # a glyph too many: the least sure goes
+    assert text(reading_paths(frames[None], [1])[0]) == "A"
+    # no allowed length fits in the frames: the best path as it is
+    assert text(reading_paths(frames[None], [5])[0]) == "AB"
 
 
 def test_save_and_load_give_identical_predictions(reader, folders, tmp_path):
