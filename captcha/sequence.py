@@ -396,27 +396,23 @@ def length_path(probs: np.ndarray, lengths: Sequence[int]) -> np.ndarray | None:
     if most < 1:
         return None
     logp = np.log(np.maximum(probs, 1e-30))
-    score = np.full((most + 1, classes), -np.inf)
-    score[0, 0] = logp[0, 0]
-    score[1, 1:] = logp[0, 1:]
+    score = np.full((most + 1, classes), -np.inf)  # rows: characters so far; columns: class
+    score[0, 0], score[1, 1:] = logp[0, 0], logp[0, 1:]
     back = np.zeros((frames, most + 1, classes, 2), np.int32)  # the state before: (count, class)
-    chars = np.arange(1, classes)
+    counts, chars = np.arange(most + 1)[:, None], np.arange(1, classes)
     for t in range(1, frames):
-        new = np.full_like(score, -np.inf)
-        for n in range(most + 1):
-            best = int(score[n].argmax())
-            new[n, 0], back[t, n, 0] = logp[t, 0] + score[n, best], (n, best)
-            stay, source = score[n, 1:], chars
-            if n:  # a new character: from any class but its own in the frame before
-                top2 = np.argsort(score[n - 1])[-2:][::-1]
-                before = np.where(chars == top2[0], top2[1], top2[0])
-                emit = score[n - 1, before] > stay
-                stay, source = np.where(emit, score[n - 1, before], stay), np.where(emit, before, chars)
-                back[t, n, 1:, 0] = np.where(emit, n - 1, n)
-            else:
-                back[t, n, 1:, 0] = n
-            new[n, 1:], back[t, n, 1:, 1] = logp[t, 1:] + stay, source
-        score = new
+        # a new character comes from any class but its own in the frame before, one count lower
+        top2 = np.argsort(score[:-1], axis=1)[:, :-3:-1]  # per count: the best class, the second
+        before = np.zeros((most + 1, classes - 1), np.int64)
+        before[1:] = np.where(chars == top2[:, :1], top2[:, 1:], top2[:, :1])
+        emit = np.full((most + 1, classes - 1), -np.inf)
+        emit[1:] = np.take_along_axis(score[:-1], before[1:], axis=1)
+        new = emit > score[:, 1:]  # else the class of the frame before again: no new character
+        back[t, :, 0] = np.stack([counts[:, 0], score.argmax(axis=1)], axis=1)
+        back[t, :, 1:, 0] = np.where(new, counts - 1, counts)
+        back[t, :, 1:, 1] = np.where(new, before, chars)
+        blank = score.max(axis=1, keepdims=True)
+        score = np.concatenate([blank, np.maximum(emit, score[:, 1:])], axis=1) + logp[t]
     n = max((n for n in lengths if n <= most), key=lambda n: score[n].max())
     k = int(score[n].argmax())
     if not np.isfinite(score[n, k]):
