@@ -372,9 +372,10 @@ def reading_paths(probs: np.ndarray, lengths: Sequence[int]) -> list[Runs]:
 
     Greedy CTC drops a glyph or adds one with no doubt in its confidences: a character that
     is missing has no probability to lower the product. Where the best path's length is not
-    one of ``lengths``, the best path of a length that is replaces it, so a dropped glyph
-    comes back (dark-lines and cc-digits: three of their four length errors read right) or
-    the added one shows in its low confidence. Other images keep their best path.
+    one of ``lengths``, the best path of a length that is replaces it, so a merged double
+    or a dropped glyph comes back (captcha-images-v2's held-out 96.2% read 99.5%: README,
+    CAPTCHA bench) or an added one shows in its low confidence. Other images keep their
+    best path, so reading costs no more where the network is right.
     """
     out = greedy_paths(probs)
     for i, runs in enumerate(out):
