@@ -31,6 +31,7 @@ from captcha.segment import Box, Segmentation, SegmentSettings, crop, segment
 from recognisers.backend import import_keras
 from recognisers.contract import SavesModelDir, config_from_json, config_to_json, option
 from recognisers.errors import UserError
+from recognisers.layers import custom_objects
 from recognisers.metafields import dataclass_from_meta, typed_field
 from recognisers.modeldir import read_meta, write_meta
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, plot_history
@@ -215,7 +216,7 @@ def load_network(model_dir: Path, model_file: str):
         )
     keras = import_keras()
     try:
-        return keras.saving.load_model(path, compile=False)
+        return keras.saving.load_model(path, compile=False, custom_objects=custom_objects())
     except Exception as exc:  # noqa: BLE001  a damaged file can fail in many ways inside Keras
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"cannot load the model in {model_dir}: {first_line}") from None

@@ -40,6 +40,7 @@ from captcha.train import TUNE_IMAGES, describe, tune_settings
 from recognisers.backend import import_keras, native_bfloat16
 from recognisers.contract import config_from_json, option
 from recognisers.errors import UserError
+from recognisers.layers import fused_batch_normalization
 from recognisers.metafields import typed_field
 from recognisers.modeldir import read_meta
 from recognisers.training import set_seed, without_autotune
@@ -224,6 +225,7 @@ def build_network(
     keras = import_keras()
     from keras import layers
 
+    norm = fused_batch_normalization()
     reading = precision is not None
     dtype = {None: None, "float32": "float32", "bfloat16": "mixed_bfloat16"}[precision]
     inputs = keras.Input((config.height, width, channels), name="image")
@@ -237,7 +239,7 @@ def build_network(
         for _ in range(config.convs_per_block):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=reading, dtype=dtype)(x)
             if not reading:
-                x = layers.BatchNormalization(momentum=0.9)(x)  # settles within a few small epochs
+                x = norm(momentum=0.9)(x)  # settles within a few small epochs
             x = layers.Activation("relu", dtype=dtype)(x)
         x = layers.MaxPooling2D(pool, dtype=dtype)(x)
     x = layers.Permute((2, 1, 3), dtype=dtype)(x)  # (frames, rows, channels)
