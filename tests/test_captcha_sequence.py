@@ -28,7 +28,7 @@ from captcha.sequence import (
     length_path,
     reading_network,
     reading_paths,
-    still_improving,
+    too_short_to_settle,
 )
 from captcha.synth import generate
 from recognisers.backend import native_bfloat16
@@ -380,27 +380,26 @@ def test_models_saved_with_the_retired_wall_clock_settings_still_load():
         config_from_json(ReaderConfig, {"sequence": {"lr_halving": 3}}, "m/meta.json")
 
 
-def test_a_cycle_still_improving_in_its_last_quarter_earns_another_at_half_the_rate(folders):
-    """The budget grows where the validation slice still improves: 6 epochs, then 3 more."""
+def test_a_cycle_mostly_on_the_ctc_plateau_earns_another_at_half_the_rate(folders):
+    """The tiny network first reads in the fifth of 6 epochs, too late to settle: 3 more follow."""
     samples = load_folder(folders / "train")  # 270 to train on: 17 steps of 16 per epoch
     config = replace(TINY, max_steps=17 * 6, step_cap=17 * 12, epochs=20)
     reader = SequenceReader(config).fit(samples, log=lambda _: None)
     rates = [row["learning_rate"] for row in reader.history]
+    assert rates[:6] == [config.learning_rate] * 6  # the peak: no image read right before epoch 5
     assert reader.training["cycles"] == 2 and len(rates) == 9 and reader.training["most_epochs"] == 12
     assert rates[6] == pytest.approx(config.learning_rate / 2) and rates[6] > rates[7] > rates[8]  # cosine
     assert reader.training["best_epoch"] > 6  # the second cycle read the slice better
 
 
-def test_still_improving_means_a_best_epoch_in_the_last_quarter_or_a_late_reading():
-    best = (0.5, 1.0, 9, None)  # accuracy, loss, epoch, weights
-    assert still_improving(best, 2, 10)  # epochs 2..9 of the cosine: 9 >= 8
-    assert not still_improving((0.5, 1.0, 7, None), 2, 10)  # it settled before the last quarter
-    assert not still_improving((1.0, 0.0, 9, None), 2, 10)  # nothing left to read better
-    assert not still_improving(best, None, 10)  # never read anything: more of the same will not help
-    assert still_improving(best, 10, 10)  # read first in the cycle's last epoch: no cosine yet
-    settled_late = (0.5, 1.0, 7, None)  # read from epoch 6 of 0..9, settled before the last quarter
-    assert still_improving(settled_late, 6, 10)  # most of the cycle on the plateau: a short cosine
-    assert not still_improving(settled_late, 6, 10, first=6)  # a whole cycle of cosine: it settled
+def test_a_cycle_is_too_short_to_settle_when_most_of_it_sat_on_the_ctc_plateau():
+    assert too_short_to_settle(0.5, 10, 10)  # read first in the cycle's last epoch: no cosine yet
+    assert too_short_to_settle(0.5, 6, 10)  # read from epoch 6 of 0..9: a cosine of 4 epochs
+    assert not too_short_to_settle(0.5, 5, 10)  # half the cycle's epochs on the cosine: settled
+    assert not too_short_to_settle(0.5, 2, 10)  # a best epoch late in a cosine is no sign of more
+    assert not too_short_to_settle(0.5, 6, 10, first=6)  # a whole second cycle of cosine
+    assert not too_short_to_settle(1.0, 10, 10)  # nothing left to read better
+    assert not too_short_to_settle(0.0, None, 10)  # never read anything: more of the same will not help
 
 
 def test_colour_reaches_the_network_and_grey_models_still_read(folders, tmp_path):
