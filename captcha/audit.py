@@ -208,19 +208,13 @@ def fit_reader(samples: list[Sample], seed: int, cap: float, config: AuditConfig
     if config.epochs:
         segment, sequence = replace(segment, epochs=config.epochs), replace(sequence, epochs=config.epochs)
     # the audit's whole run has a wall-clock budget, so the sequence reader gets a wall-clock
-    # cap on top of its step budget (under auto, half the fit's share: the segmenter trains first)
+    # cap on top of its step budget (under auto, half the fit's share: the segmenter may follow;
+    # where it cannot train on so few images, auto keeps the sequence reader and says why)
     seconds = cap / 2 if config.reader == "auto" else cap
     reader_config = ReaderConfig(
         reader=config.reader, segment=segment, sequence=replace(sequence, max_seconds=seconds)
     )
-    try:
-        return CaptchaReader(reader_config).fit(samples, log=lambda _: None, verbose=False)
-    except UserError:
-        if config.reader != "auto":
-            raise
-        # the segmenter cannot train on these few images (too few cut): the other reader still can
-        sequence_only = replace(reader_config, reader="sequence")
-        return CaptchaReader(sequence_only).fit(samples, log=lambda _: None, verbose=False)
+    return CaptchaReader(reader_config).fit(samples, log=lambda _: None, verbose=False)
 
 
 def measure(reader, test: list[Sample]) -> Report:

@@ -5,10 +5,11 @@ neither reader trains on, trains both on the rest (each within its own budget, c
 epochs and steps, so that a seeded run repeats on any machine), reads the slice with
 each (and with the two voting: the segmenter also reads what the sequence reader is unsure
 of), and keeps the cheapest to read with unless a costlier one reads clearly more of it right
-(:func:`judge`). The choice, every candidate's validation accuracy, the rule and the reason go
-into ``meta.json``; a model directory says which reader it holds
-(``"reader"``), and :meth:`CaptchaReader.load` dispatches on it. This is the model the CLI,
-the server, the audit and the bench use.
+(:func:`judge`). The sequence reader trains first; where it misses too few of the slice for
+that (:func:`unbeatable`), or the segmenter cannot train, it is kept alone. The choice, every
+candidate's validation accuracy, the rule and the reason go into ``meta.json``; a model
+directory says which reader it holds (``"reader"``), and :meth:`CaptchaReader.load`
+dispatches on it. This is the model the CLI, the server, the audit and the bench use.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class ReaderConfig:
     reader: str = option(
         "auto",
         "segment: OpenCV cuts + glyph CNN; sequence: CNN + BiGRU + CTC; "
-        "auto: train both, keep the cheapest unless a costlier one reads clearly more of a validation slice",
+        "auto: train both, keep the cheapest unless a costlier one reads clearly more of a validation slice "
+        "(the segmenter is not trained where the sequence reader misses too few for that)",
         choices=READERS,
     )
     segment: SegmentConfig = SegmentConfig()
@@ -158,7 +160,7 @@ class CaptchaReader(CaptchaModel):
     def fit(
         self, samples: Sequence[Sample], log: Callable[[str], None] = print, verbose: bool = True
     ) -> CaptchaReader:
-        """Train the reader asked for (auto: both, keep the better); nothing is written to disk."""
+        """Train the reader asked for (auto: :func:`choose`); nothing is written to disk."""
         cfg, samples = self.config, list(samples)
         if cfg.reader == "segment":
             self.chosen = CaptchaSolver(cfg.segment).fit(samples, log, verbose)
@@ -206,47 +208,104 @@ class CaptchaReader(CaptchaModel):
 def choose(
     samples: list[Sample], config: ReaderConfig, log: Callable[[str], None], verbose: bool
 ) -> tuple[CaptchaModel, dict]:
-    """``reader="auto"``: both readers on the same data, judged on the same unseen slice."""
+    """``reader="auto"``: both readers on the same data, judged on the same unseen slice.
+
+    The sequence reader trains first. Where it misses too few images of the slice for any
+    costlier reader to win (:func:`unbeatable`), the segmenter is not trained at all: on clean
+    styles that saves its whole training time and changes no choice.
+    """
     sequence, choice = config.sequence, config.choice
     rest, held = split(samples, choice.choice_fraction, sequence.seed)
     if not held or not rest:
         raise UserError("too few images to choose a reader: need at least two")
     started = time.perf_counter()
-    log(f"auto: training both readers on {len(rest)} images, choosing on {len(held)} others")
-    segment = CaptchaSolver(config.segment).fit(rest, log, verbose)
+    log(f"auto: training the readers on {len(rest)} images, choosing on {len(held)} others")
     reader = SequenceReader(sequence).fit(rest, log, verbose)
-    models: dict[str, CaptchaModel] = {"segment": segment, "sequence": reader}
-    selection = judge(models, held, sequence.case, choice.min_z)
+    read = {"sequence": read_slice(reader, held)}
+    selection = unbeatable(read["sequence"], held, sequence.case, choice.min_z)
+    chosen: CaptchaModel = reader
+    if selection is None:
+        try:
+            segment = CaptchaSolver(config.segment).fit(rest, log, verbose)
+        except UserError as exc:  # e.g. too few images cut to their labels' lengths: keep the other
+            selection = alone(read["sequence"], held, sequence.case, choice.min_z, f"the segmenter: {exc}")
+        else:
+            read["segment"] = read_slice(segment, held)
+            selection = judge(read, held, sequence.case, choice.min_z)
+            chosen = {"sequence": reader, "segment": segment, "vote": VotingReader(reader, segment)}[
+                selection["chosen"]
+            ]
     log(f"auto: kept the {selection['chosen']} reader: {selection['reason']}")
     log(f"auto: trained and chose in {time.perf_counter() - started:.0f} s")
-    if selection["chosen"] == "vote":
-        return VotingReader(reader, segment), selection
-    return models[selection["chosen"]], selection
+    return chosen, selection
 
 
-def judge(models: dict, held: list[Sample], case: str, min_z: float = ChoiceConfig.min_z) -> dict:
+def read_slice(model: CaptchaModel, held: list[Sample]) -> tuple[list, float]:
+    """A reader's readings of the choosing slice, and the seconds they took."""
+    started = time.perf_counter()
+    return model.read_each([s.path for s in held]), time.perf_counter() - started
+
+
+def right_of(results: list, held: list[Sample], case: str) -> np.ndarray:
+    """Which readings are the label, as the reader's case rule compares them."""
+    labels = [apply_case(s.label, case) for s in held]
+    return np.array(
+        [isinstance(r, Reading) and apply_case(r.text, case) == t for r, t in zip(results, labels)]
+    )
+
+
+def unbeatable(read: tuple[list, float], held: list[Sample], case: str, min_z: float) -> dict | None:
+    """The selection of the sequence reader alone, where no costlier reader could be kept.
+
+    A costlier reader needs a net gain of ``min_z`` standard errors in :func:`paired_gain`:
+    with w wins and l losses, w - l >= min_z * sqrt(w + l) >= min_z * sqrt(w - l), so
+    w >= min_z ** 2, and it can only win images the sequence reader missed. Fewer misses than
+    that, and training the segmenter could not change the choice. None where it could.
+    """
+    misses = int(np.sum(~right_of(read[0], held, case)))
+    if misses >= min_z**2:
+        return None
+    why = f"{misses} missed, fewer than the {min_z**2:g} a costlier reader would have to win"
+    return alone(read, held, case, min_z, f"{why}: the segmenter was not trained")
+
+
+def alone(read: tuple[list, float], held: list[Sample], case: str, min_z: float, why: str) -> dict:
+    """The selection of the sequence reader, the only candidate, and ``why`` it was."""
+    results, seconds = read
+    accuracy = float(np.mean(right_of(results, held, case)))
+    return {
+        "chosen": "sequence",
+        "validation_images": len(held),
+        "validation_sequence_accuracy": {"sequence": round(accuracy, 4)},
+        "validation_captchas_per_second": {"sequence": round(len(held) / max(seconds, 1e-9), 1)},
+        "rule": rule(min_z),
+        "reason": f"{accuracy:.2%} of {len(held)} validation images read right; {why}",
+    }
+
+
+def rule(min_z: float) -> str:
+    return (
+        f"cheapest first ({', '.join(COST_ORDER)}); a costlier reader needs a net gain of "
+        f"{min_z:g} standard errors on the images the two disagree on"
+    )
+
+
+def judge(
+    read: dict[str, tuple[list, float]], held: list[Sample], case: str, min_z: float = ChoiceConfig.min_z
+) -> dict:
     """Validation sequence accuracy and speed of each reader and of their vote; the choice and why.
 
-    The cheapest reader (:data:`COST_ORDER`) is kept unless a costlier one reads
-    :func:`clearly_more` of the same images: a one-image lead is noise, and buying it with a
-    reader several times slower is a bad trade.
+    ``read`` holds each reader's :func:`read_slice` of ``held``. The cheapest reader
+    (:data:`COST_ORDER`) is kept unless a costlier one reads clearly more of the same images
+    (:func:`paired_gain`): a one-image lead is noise, and buying it with a reader several
+    times slower is a bad trade.
     """
-    paths = [s.path for s in held]
-    labels = [apply_case(s.label, case) for s in held]
-    results, seconds = {}, {}
-    for name, model in models.items():
-        t = time.perf_counter()
-        results[name] = model.read_each(paths)
-        seconds[name] = time.perf_counter() - t
+    results = {name: r for name, (r, _) in read.items()}
+    seconds = {name: t for name, (_, t) in read.items()}
     results["vote"] = vote(results["sequence"], results["segment"])
     unsure = float(np.mean([not sure(r) for r in results["sequence"]]))
     seconds["vote"] = seconds["sequence"] + unsure * seconds["segment"]
-    right = {
-        name: np.array(
-            [isinstance(r, Reading) and apply_case(r.text, case) == label for r, label in zip(rs, labels)]
-        )
-        for name, rs in results.items()
-    }
+    right = {name: right_of(rs, held, case) for name, rs in results.items()}
     accuracy = {name: float(np.mean(r)) for name, r in right.items()}
     chosen, notes = COST_ORDER[0], []
     for name in COST_ORDER[1:]:
@@ -265,8 +324,7 @@ def judge(models: dict, held: list[Sample], case: str, min_z: float = ChoiceConf
         "validation_images": len(held),
         "validation_sequence_accuracy": {k: round(v, 4) for k, v in accuracy.items()},
         "validation_captchas_per_second": {k: round(len(held) / max(v, 1e-9), 1) for k, v in seconds.items()},
-        "rule": f"cheapest first ({', '.join(COST_ORDER)}); a costlier reader needs a net gain of "
-        f"{min_z:g} standard errors on the images the two disagree on",
+        "rule": rule(min_z),
         "reason": "; ".join([reason, *notes]),
     }
 

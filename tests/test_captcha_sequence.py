@@ -11,9 +11,9 @@ from PIL import Image
 
 from captcha import CaptchaSolver
 from captcha.cli import main
-from captcha.data import Sample, load_folder
+from captcha.data import Sample, load_folder, split
 from captcha.model import Reading, SegmentConfig
-from captcha.readers import CaptchaReader, ChoiceConfig, ReaderConfig, VotingReader, judge
+from captcha.readers import CaptchaReader, ChoiceConfig, ReaderConfig, VotingReader, choose, judge, read_slice
 from captcha.sequence import (
     POOL_X,
     SequenceConfig,
@@ -244,6 +244,10 @@ class Fixed:
         return [Reading(self.texts[int(p)], c, [c]) for p, c in zip(paths, [conf[int(p)] for p in paths])]
 
 
+def both(segment, sequence, held):
+    return {"segment": read_slice(segment, held), "sequence": read_slice(sequence, held)}
+
+
 def test_judge_keeps_the_cheaper_reader_unless_a_costlier_one_reads_clearly_more():
     """Sequence is the cheapest to read with: a one-image lead of the vote does not buy the vote."""
     labels = [f"A{i:02d}" for i in range(40)]
@@ -251,19 +255,80 @@ def test_judge_keeps_the_cheaper_reader_unless_a_costlier_one_reads_clearly_more
     # the sequence reader: 30 right and sure; 9 wrong and sure; image 39 wrong and unsure
     sequence = Fixed(labels[:30] + ["XX"] * 10, [0.95] * 39 + [0.5])
     segment = Fixed(["YY"] * 39 + [labels[39]], 0.8)  # reads only image 39 (more surely): the vote gets it
-    selection = judge({"segment": segment, "sequence": sequence}, held, "keep")
+    selection = judge(both(segment, sequence, held), held, "keep")
     assert selection["validation_sequence_accuracy"] == {"segment": 0.025, "sequence": 0.75, "vote": 0.775}
     assert selection["chosen"] == "sequence"
     assert "vote read 1 more net, under 2 standard errors" in selection["reason"]
     assert "costlier reader needs a net gain of 2 standard errors" in selection["rule"]
     # the segmenter reads 8 more images right and none fewer: 8 >= 2 * sqrt(8), a real margin
     segment = Fixed(labels[:38] + ["YY"] * 2, 0.8)
-    selection = judge({"segment": segment, "sequence": sequence}, held, "keep")
+    selection = judge(both(segment, sequence, held), held, "keep")
     assert selection["chosen"] == "segment" and selection["reason"].startswith("95.00% of 40")
     # 3 of 3 disagreements is not yet a margin (3 < 2 * sqrt(3)); 4 of 4 is
     for extra, chosen in ((3, "sequence"), (4, "segment")):
         segment = Fixed(labels[: 30 + extra] + ["YY"] * (10 - extra), 0.3)
-        assert judge({"segment": segment, "sequence": sequence}, held, "keep")["chosen"] == chosen
+        assert judge(both(segment, sequence, held), held, "keep")["chosen"] == chosen
+
+
+def test_auto_trains_no_segmenter_where_the_sequence_reader_misses_too_few_to_lose(monkeypatch):
+    """At 2 standard errors a costlier reader must win 4 images net: 3 misses cannot be beaten, 4 can."""
+    labels = [f"A{i:02d}" for i in range(40)]
+    samples = [Sample(str(i), t) for i, t in enumerate(labels)]
+    config = ReaderConfig(choice=ChoiceConfig(choice_fraction=0.5))
+    held = split(samples, 0.5, config.sequence.seed)[1]
+    trained: list[str] = []
+
+    def stand_in(name, texts):
+        class Trainer:
+            def __init__(self, config):
+                pass
+
+            def fit(self, rest, log, verbose):
+                trained.append(name)
+                return Fixed(texts, 0.95)
+
+        return Trainer
+
+    monkeypatch.setattr("captcha.readers.CaptchaSolver", stand_in("segment", labels))  # reads all
+    for misses, chosen in ((3, "sequence"), (4, "segment")):
+        texts = [("XX" if s in held[:misses] else s.label) for s in samples]
+        monkeypatch.setattr("captcha.readers.SequenceReader", stand_in("sequence", texts))
+        trained.clear()
+        model, selection = choose(samples, config, log=lambda line: None, verbose=False)
+        assert selection["chosen"] == chosen and model.texts == (texts if chosen == "sequence" else labels)
+        assert trained == (["sequence"] if misses == 3 else ["sequence", "segment"])
+    assert selection["validation_sequence_accuracy"]["sequence"] == 0.8  # 16 of 20
+    monkeypatch.setattr("captcha.readers.SequenceReader", stand_in("sequence", labels))
+    _, selection = choose(samples, config, log=lambda line: None, verbose=False)
+    assert selection["validation_sequence_accuracy"] == {"sequence": 1.0}
+    assert "0 missed, fewer than the 4 a costlier reader would have to win" in selection["reason"]
+    assert selection["reason"].endswith("the segmenter was not trained")
+
+
+def test_auto_keeps_the_sequence_reader_and_says_why_where_the_segmenter_cannot_train(monkeypatch):
+    labels = [f"A{i:02d}" for i in range(40)]
+    samples = [Sample(str(i), t) for i, t in enumerate(labels)]
+
+    class Sequence:
+        def __init__(self, config):
+            pass
+
+        def fit(self, rest, log, verbose):
+            return Fixed(["XX"] * 40, 0.5)  # reads nothing right: any segmenter could win
+
+    class Segmenter(Sequence):
+        def fit(self, rest, log, verbose):
+            raise UserError("too few images could be segmented to train on; check the labels")
+
+    monkeypatch.setattr("captcha.readers.SequenceReader", Sequence)
+    monkeypatch.setattr("captcha.readers.CaptchaSolver", Segmenter)
+    config = ReaderConfig(choice=ChoiceConfig(choice_fraction=0.5))
+    model, selection = choose(samples, config, log=lambda line: None, verbose=False)
+    assert selection["chosen"] == "sequence" and model.texts == ["XX"] * 40
+    assert selection["validation_sequence_accuracy"] == {"sequence": 0.0}
+    assert selection["reason"].endswith(
+        "the segmenter: too few images could be segmented to train on; check the labels"
+    )
 
 
 def test_auto_keeps_the_segmenter_where_the_sequence_reader_had_no_time(folders, tmp_path):
