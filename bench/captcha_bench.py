@@ -7,8 +7,9 @@ never sees the 20% the figures come from. Every style of the built-in generator
 generated folders with different seeds, at 4 glyphs, and so are two variants
 (:data:`GENERATED`): variable length and lower case. Nothing is set per set: what differs, the code chooses
 on validation. CAPTCHAs/s is batch reading of the held-out files (decoding included, median of
-three runs after a warm-up). The zero-shot column is read from the JSON that
-``bench/ddddocr_baseline.py`` writes (empty where it has no figure).
+three runs after a warm-up). Each set runs in a fresh process (:func:`run_apart`). The
+zero-shot column is read from the JSON that ``bench/ddddocr_baseline.py`` writes (empty where
+it has no figure).
 
     .venv/bin/python bench/captcha_bench.py [--sets cc-digits,noisy] [--quick] [--json FILE]
 """
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,6 +136,18 @@ def run_set(name: str, args) -> dict:
     return row
 
 
+def run_apart(name: str, args) -> dict:
+    """:func:`run_set` in a fresh process, so that a seeded row repeats whatever ran before it.
+
+    In one process, a seeded training after another set's can drift from the same training run
+    alone (the tiny sequence network: the second epoch's loss differed in its 6th digit, then
+    more; op determinism did not help), so rows depended on the order of ``--sets``.
+    """
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        return pool.submit(run_set, name, args).result()
+
+
 def reading_rates(reader, paths: list, runs: int = 3) -> list[float]:
     """CAPTCHAs/s of ``runs`` batch reads of ``paths`` (decoding the files included), after a
     warm-up read that traces the predict functions."""
@@ -186,7 +201,7 @@ def main() -> int:
         "sets": [],
     }
     for name in names:
-        results["sets"].append(run_set(name, args))
+        results["sets"].append(run_apart(name, args))
         write_json(args.json, results)  # a long run keeps what it has measured so far
     results["load_after"] = os.getloadavg()
     write_json(args.json, results)
