@@ -270,6 +270,23 @@ def test_judge_keeps_the_cheaper_reader_unless_a_costlier_one_reads_clearly_more
         assert judge(both(segment, sequence, held), held, "keep")["chosen"] == chosen
 
 
+def stand_in(name, trained, texts=None, error=None):
+    """A reader class for :func:`choose` whose fit notes ``name`` in ``trained``, then returns a
+    :class:`Fixed` reading ``texts`` (or raises ``error``)."""
+
+    class Trainer:
+        def __init__(self, config):
+            pass
+
+        def fit(self, rest, log, verbose):
+            trained.append(name)
+            if error:
+                raise error
+            return Fixed(texts, 0.95)
+
+    return Trainer
+
+
 def test_auto_trains_no_segmenter_where_the_sequence_reader_misses_too_few_to_lose(monkeypatch):
     """At 2 standard errors a costlier reader must win 4 images net: 3 misses cannot be beaten, 4 can."""
     labels = [f"A{i:02d}" for i in range(40)]
@@ -277,28 +294,16 @@ def test_auto_trains_no_segmenter_where_the_sequence_reader_misses_too_few_to_lo
     config = ReaderConfig(choice=ChoiceConfig(choice_fraction=0.5))
     held = split(samples, 0.5, config.sequence.seed)[1]
     trained: list[str] = []
-
-    def stand_in(name, texts):
-        class Trainer:
-            def __init__(self, config):
-                pass
-
-            def fit(self, rest, log, verbose):
-                trained.append(name)
-                return Fixed(texts, 0.95)
-
-        return Trainer
-
-    monkeypatch.setattr("captcha.readers.CaptchaSolver", stand_in("segment", labels))  # reads all
+    monkeypatch.setattr("captcha.readers.CaptchaSolver", stand_in("segment", trained, labels))  # reads all
     for misses, chosen in ((3, "sequence"), (4, "segment")):
         texts = [("XX" if s in held[:misses] else s.label) for s in samples]
-        monkeypatch.setattr("captcha.readers.SequenceReader", stand_in("sequence", texts))
+        monkeypatch.setattr("captcha.readers.SequenceReader", stand_in("sequence", trained, texts))
         trained.clear()
         model, selection = choose(samples, config, log=lambda line: None, verbose=False)
         assert selection["chosen"] == chosen and model.texts == (texts if chosen == "sequence" else labels)
         assert trained == (["sequence"] if misses == 3 else ["sequence", "segment"])
     assert selection["validation_sequence_accuracy"]["sequence"] == 0.8  # 16 of 20
-    monkeypatch.setattr("captcha.readers.SequenceReader", stand_in("sequence", labels))
+    monkeypatch.setattr("captcha.readers.SequenceReader", stand_in("sequence", trained, labels))
     _, selection = choose(samples, config, log=lambda line: None, verbose=False)
     assert selection["validation_sequence_accuracy"] == {"sequence": 1.0}
     assert "0 missed, fewer than the 4 a costlier reader would have to win" in selection["reason"]
@@ -306,24 +311,15 @@ def test_auto_trains_no_segmenter_where_the_sequence_reader_misses_too_few_to_lo
 
 
 def test_auto_keeps_the_sequence_reader_and_says_why_where_the_segmenter_cannot_train(monkeypatch):
-    labels = [f"A{i:02d}" for i in range(40)]
-    samples = [Sample(str(i), t) for i, t in enumerate(labels)]
-
-    class Sequence:
-        def __init__(self, config):
-            pass
-
-        def fit(self, rest, log, verbose):
-            return Fixed(["XX"] * 40, 0.5)  # reads nothing right: any segmenter could win
-
-    class Segmenter(Sequence):
-        def fit(self, rest, log, verbose):
-            raise UserError("too few images could be segmented to train on; check the labels")
-
-    monkeypatch.setattr("captcha.readers.SequenceReader", Sequence)
-    monkeypatch.setattr("captcha.readers.CaptchaSolver", Segmenter)
+    samples = [Sample(str(i), f"A{i:02d}") for i in range(40)]
+    trained: list[str] = []
+    reads_nothing = stand_in("sequence", trained, ["XX"] * 40)  # any segmenter could win
+    cannot = UserError("too few images could be segmented to train on; check the labels")
+    monkeypatch.setattr("captcha.readers.SequenceReader", reads_nothing)
+    monkeypatch.setattr("captcha.readers.CaptchaSolver", stand_in("segment", trained, error=cannot))
     config = ReaderConfig(choice=ChoiceConfig(choice_fraction=0.5))
     model, selection = choose(samples, config, log=lambda line: None, verbose=False)
+    assert trained == ["sequence", "segment"]
     assert selection["chosen"] == "sequence" and model.texts == ["XX"] * 40
     assert selection["validation_sequence_accuracy"] == {"sequence": 0.0}
     assert selection["reason"].endswith(
