@@ -308,3 +308,24 @@ def test_training_stops_on_validation_accuracy_and_keeps_the_best_weights(little
     # the model holds the kept epoch's weights, not the last epoch's
     _, validation = split_by_image(little_set, config.training.val_fraction, config.training.seed)
     assert model.evaluate(validation).metrics["accuracy"] == pytest.approx(max(watched))
+
+
+@pytest.mark.parametrize("kind", ["attention", "cnn-lstm"])
+def test_an_answer_does_not_depend_on_what_else_shares_its_batch(kind):
+    """The network reads each question's cells through one matmul over every image of the
+    batch and encodes a repeated question once: neither may let another image or another
+    copy of the question in: each answer of a mixed batch is its answer alone."""
+    from vqa.network import answers_view, build_vqa_model
+
+    config = replace(TINY, network=replace(TINY.network, model=kind)).resolved()
+    network = answers_view(build_vqa_model(config.encoder, config.network, 12, 5, 7))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    asked = rng.integers(1, 12, (3, 5)).astype(np.int32)
+    tokens, index = asked[[0, 1, 0, 2, 0, 1, 2]], np.array([0, 0, 1, 1, 2, 3, 3], np.int32)
+    together = network([images, tokens, index], training=False).numpy()
+    for i in range(len(tokens)):
+        alone = network(
+            [images[index[i] : index[i] + 1], tokens[i : i + 1], np.zeros(1, np.int32)], training=False
+        )
+        np.testing.assert_allclose(together[i], alone.numpy()[0], atol=1e-5)

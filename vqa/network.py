@@ -31,7 +31,8 @@ on the question-only plateau (about 40% on the shapes set; position and colour a
 Inputs are a batch of *images* (or cached image features), a batch of questions and, for
 each question, the index of its image in the image batch. The image branch runs once per
 image and its output is gathered per question (``keras.ops.take``), so the many questions
-of one image cost one CNN pass.
+of one image cost one CNN pass; likewise a question asked of several images in one batch is
+encoded once (``DistinctRows``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from vqa.features import build_compact_cnn
 ATTENTION_OUTPUT = "attention_maps"
 
 
-def _gather_layer():
+def _gather_layer(name: str):
     import keras
 
     class GatherRows(keras.layers.Layer):
@@ -55,7 +56,34 @@ def _gather_layer():
         def compute_output_shape(self, table_shape, index_shape):
             return (index_shape[0], *table_shape[1:])
 
-    return GatherRows(name="gather_image_features")
+    return GatherRows(name=name)
+
+
+def _distinct_rows_layer():
+    import keras
+
+    class DistinctRows(keras.layers.Layer):
+        """The distinct rows of a token matrix, and for each row the index of its copy.
+
+        Generated and templated sets ask the same question of many images (a training batch
+        of the shapes set holds about 38 distinct questions in 128; the whole set 40), so
+        the question encoder runs on the distinct ones and its output is gathered back per
+        question: the same vectors and gradients, a third of the LSTM's work.
+        """
+
+        def call(self, rows):
+            import tensorflow as tf
+
+            distinct, copy = tf.raw_ops.UniqueV2(x=rows, axis=[0], out_idx=tf.int32)
+            return distinct, copy
+
+        def compute_output_spec(self, rows):
+            return (
+                keras.KerasTensor((None, rows.shape[1]), dtype=rows.dtype),
+                keras.KerasTensor((rows.shape[0],), dtype="int32"),
+            )
+
+    return DistinctRows(name="distinct_questions")
 
 
 def _coordinate_layer(ink: bool):
@@ -109,6 +137,14 @@ def _ink_centroids(pixels, centres):
     return (moments + empty * centres) / (weight + empty)
 
 
+def _padded(x, before: int = 0, after: int = 0):
+    """``x`` with ``before`` and ``after`` columns of zeros around its last axis."""
+    from keras import ops
+
+    pad = [(0, 0)] * (len(x.shape) - 1) + [(before, after)]
+    return ops.pad(x, pad)
+
+
 def _attention_layer(hops: int, units: int, distance_score: bool, anchor: bool = False):
     import keras
     from keras import layers, ops
@@ -156,28 +192,42 @@ def _attention_layer(hops: int, units: int, distance_score: bool, anchor: bool =
 
         def call(self, image_cells, image_xy, index, query):
             index = ops.cast(index, "int32")
-            cells, xy = ops.take(image_cells, index, axis=0), ops.take(image_xy, index, axis=0)
+            xy = ops.take(image_xy, index, axis=0)
+            # a question's reads are one matmul with every image's cells, its weights zero
+            # outside its own image: gathering each question's cells instead (and scattering
+            # their gradient back) made the largest tensors of a training step
+            own_image = ops.one_hot(index, ops.shape(image_cells)[0])
+            all_cells = ops.reshape(image_cells, (-1, image_cells.shape[-1]))
             maps, reads = [], []
             where = self.anchor_point(query) if self.anchor_point is not None else None
             for k in range(self.hops):
                 # the cell half of the scoring MLP runs once per image, not once per question
-                hidden = ops.take(self.cell_proj[k](image_cells), index, axis=0)
-                slope = 0.0
+                per_image = self.cell_proj[k](image_cells)
+                shift = self.query_proj[k](query)
+                scale = 1.0 + self.query_scale[k](query)
+                slope, along = 0.0, None
                 if where is not None:
+                    # offset_proj([xy - where, distance]) by its linearity (no bias): the xy
+                    # term runs per image, the where term joins the query's shift below and
+                    # the distance term scales one row of the kernel
+                    project = self.offset_proj[k - self.first]
+                    per_image = per_image + project(_padded(image_xy, after=1))
+                    shift = shift - project(_padded(where, after=1)) * scale
                     offset = xy - ops.expand_dims(where, 1)
                     distance = ops.sqrt(ops.sum(offset * offset, axis=-1, keepdims=True) + 1e-6)
-                    hidden = hidden + self.offset_proj[k - self.first](
-                        ops.concatenate([offset, distance], -1)
-                    )
+                    unit_distance = project(_padded(ops.ones_like(where[:, :1]), before=2))
+                    along = distance * ops.expand_dims(unit_distance, 1)
                     if self.distance_score:
                         slope = distance * ops.expand_dims(self.slope[k - self.first](query), 1)
                 # FiLM-style: the query scales and shifts the cell's features, so what is
                 # looked for (a colour, a place) selects cells from the first steps
-                scale = ops.expand_dims(1.0 + self.query_scale[k](query), 1)
-                hidden = ops.relu(hidden * scale + ops.expand_dims(self.query_proj[k](query), 1))
+                hidden = ops.take(per_image, index, axis=0)
+                if along is not None:
+                    hidden = hidden + along
+                hidden = ops.relu(hidden * ops.expand_dims(scale, 1) + ops.expand_dims(shift, 1))
                 weights = ops.softmax(ops.squeeze(self.score[k](hidden) + slope, -1), axis=-1)
-                # weighted sums as batched products (one matmul, not a product and a sum)
-                read = ops.einsum("qc,qcd->qd", weights, cells)
+                spread = ops.reshape(own_image[:, :, None] * weights[:, None, :], (ops.shape(weights)[0], -1))
+                read = ops.matmul(spread, all_cells)
                 where = ops.einsum("qc,qcd->qd", weights, xy)
                 # the conditioned cells pooled: a direct path from every cell to the answer
                 # (soft counts, "is there a red one"), so learning need not wait for the
@@ -282,7 +332,7 @@ def build_vqa_model(
         x, maps = _attend(images, image_features, image_index, q, encoder, config)
     else:  # the baseline's layers are made in their original order (same seeded init)
         v = layers.Dense(config.hidden, activation="tanh", name="image_dense")(image_features)
-        v = _gather_layer()(v, image_index)
+        v = _gather_layer("gather_image_features")(v, image_index)
         q = _question_vector(questions, config, vocabulary_size)
         x = (
             layers.Multiply(name="fuse_product")([v, q])
@@ -309,7 +359,8 @@ def _question_vector(questions, config: NetworkConfig, vocabulary_size: int):
     """
     from keras import layers
 
-    q = layers.Embedding(vocabulary_size, config.embed_dim, mask_zero=True, name="embedding")(questions)
+    distinct, copy = _distinct_rows_layer()(questions)
+    q = layers.Embedding(vocabulary_size, config.embed_dim, mask_zero=True, name="embedding")(distinct)
     words = q
     for i, units in enumerate(config.lstm_units):
         last = i == len(config.lstm_units) - 1
@@ -321,8 +372,10 @@ def _question_vector(questions, config: NetworkConfig, vocabulary_size: int):
         # what tells questions apart (which colour, which side) is a small part of the LSTM
         # output at first; normalising each feature over the batch makes it unit-sized
         q = layers.Dense(config.hidden, name="question_dense")(q)
+        q = _gather_layer("gather_questions")(q, copy)
         return layers.BatchNormalization(momentum=0.9, name="question_norm")(q)
-    return layers.Dense(config.hidden, activation="tanh", name="question_dense")(q)
+    q = layers.Dense(config.hidden, activation="tanh", name="question_dense")(q)
+    return _gather_layer("gather_questions")(q, copy)
 
 
 def _attend(images, feature_map, image_index, q, encoder: EncoderConfig, config: NetworkConfig):
