@@ -310,12 +310,16 @@ def test_training_stops_on_validation_accuracy_and_keeps_the_best_weights(little
     assert model.evaluate(validation).metrics["accuracy"] == pytest.approx(max(watched))
 
 
-@pytest.mark.parametrize("kind", ["attention", "cnn-lstm"])
-def test_an_answer_does_not_depend_on_what_else_shares_its_batch(kind):
-    """The network reads each question's cells through one matmul over every image of the
-    batch and encodes a repeated question once: neither may let another image or another
-    copy of the question in: each answer of a mixed batch is its answer alone."""
+@pytest.mark.parametrize(("kind", "few_images"), [("attention", 32), ("attention", 0), ("cnn-lstm", 32)])
+def test_an_answer_does_not_depend_on_what_else_shares_its_batch(kind, few_images, monkeypatch):
+    """The attention reads each question's cells by one matmul over every image of a batch
+    of few images (``few_images``: 0 makes it gather them instead) and a repeated question
+    is encoded once: neither may let another image or another copy of the question in, so
+    each answer of a mixed batch is its answer alone."""
+    import vqa.network
     from vqa.network import answers_view, build_vqa_model
+
+    monkeypatch.setattr(vqa.network, "FEW_IMAGES", few_images)
 
     config = replace(TINY, network=replace(TINY.network, model=kind)).resolved()
     network = answers_view(build_vqa_model(config.encoder, config.network, 12, 5, 7))

@@ -145,6 +145,31 @@ def _padded(x, before: int = 0, after: int = 0):
     return ops.pad(x, pad)
 
 
+FEW_IMAGES = 32  # at most this many images in a batch: reads by one matmul (_read_cells)
+
+
+def _read_cells(weights, image_cells, index):
+    """Each question's softmax-weighted sum of its own image's cells: ``(questions, width)``.
+
+    With few images in the batch (a training batch holds 128 questions of a few images) it is
+    one matmul with every image's cells, the weights zero outside the question's own image;
+    gathering each question's cells instead, and scattering their gradient back, made the
+    largest tensors of a shapes training step. The matmul's work grows with questions times
+    images, so a batch of many images (1,024 questions in evaluation) gathers.
+    """
+    from keras import ops
+
+    def over_every_image():
+        own = ops.one_hot(index, ops.shape(image_cells)[0])[:, :, None] * weights[:, None, :]
+        every_cell = ops.reshape(image_cells, (-1, image_cells.shape[-1]))
+        return ops.matmul(ops.reshape(own, (ops.shape(weights)[0], -1)), every_cell)
+
+    def gathered():
+        return ops.einsum("qc,qcd->qd", weights, ops.take(image_cells, index, axis=0))
+
+    return ops.cond(ops.shape(image_cells)[0] <= FEW_IMAGES, over_every_image, gathered)
+
+
 def _attention_layer(hops: int, units: int, distance_score: bool, anchor: bool = False):
     import keras
     from keras import layers, ops
@@ -193,11 +218,6 @@ def _attention_layer(hops: int, units: int, distance_score: bool, anchor: bool =
         def call(self, image_cells, image_xy, index, query):
             index = ops.cast(index, "int32")
             xy = ops.take(image_xy, index, axis=0)
-            # a question's reads are one matmul with every image's cells, its weights zero
-            # outside its own image: gathering each question's cells instead (and scattering
-            # their gradient back) made the largest tensors of a training step
-            own_image = ops.one_hot(index, ops.shape(image_cells)[0])
-            all_cells = ops.reshape(image_cells, (-1, image_cells.shape[-1]))
             maps, reads = [], []
             where = self.anchor_point(query) if self.anchor_point is not None else None
             for k in range(self.hops):
@@ -226,8 +246,7 @@ def _attention_layer(hops: int, units: int, distance_score: bool, anchor: bool =
                     hidden = hidden + along
                 hidden = ops.relu(hidden * ops.expand_dims(scale, 1) + ops.expand_dims(shift, 1))
                 weights = ops.softmax(ops.squeeze(self.score[k](hidden) + slope, -1), axis=-1)
-                spread = ops.reshape(own_image[:, :, None] * weights[:, None, :], (ops.shape(weights)[0], -1))
-                read = ops.matmul(spread, all_cells)
+                read = _read_cells(weights, image_cells, index)
                 where = ops.einsum("qc,qcd->qd", weights, xy)
                 # the conditioned cells pooled: a direct path from every cell to the answer
                 # (soft counts, "is there a red one"), so learning need not wait for the
