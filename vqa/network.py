@@ -137,12 +137,11 @@ def _ink_centroids(pixels, centres):
     return (moments + empty * centres) / (weight + empty)
 
 
-def _padded(x, before: int = 0, after: int = 0):
-    """``x`` with ``before`` and ``after`` columns of zeros around its last axis."""
+def _zero_column_after(x):
+    """``x`` with a column of zeros after its last axis (x, y -> x, y, 0)."""
     from keras import ops
 
-    pad = [(0, 0)] * (len(x.shape) - 1) + [(before, after)]
-    return ops.pad(x, pad)
+    return ops.pad(x, [(0, 0)] * (len(x.shape) - 1) + [(0, 1)])
 
 
 FEW_IMAGES = 32  # at most this many images in a batch: reads by one matmul (_read_cells)
@@ -231,11 +230,11 @@ def _attention_layer(hops: int, units: int, distance_score: bool, anchor: bool =
                     # term runs per image, the where term joins the query's shift below and
                     # the distance term scales one row of the kernel
                     project = self.offset_proj[k - self.first]
-                    per_image = per_image + project(_padded(image_xy, after=1))
-                    shift = shift - project(_padded(where, after=1)) * scale
+                    per_image = per_image + project(_zero_column_after(image_xy))
+                    shift = shift - project(_zero_column_after(where)) * scale
                     offset = xy - ops.expand_dims(where, 1)
                     distance = ops.sqrt(ops.sum(offset * offset, axis=-1, keepdims=True) + 1e-6)
-                    unit_distance = project(_padded(ops.ones_like(where[:, :1]), before=2))
+                    unit_distance = project(ops.convert_to_tensor([[0.0, 0.0, 1.0]], where.dtype))
                     along = distance * ops.expand_dims(unit_distance, 1)
                     if self.distance_score:
                         slope = distance * ops.expand_dims(self.slope[k - self.first](query), 1)
