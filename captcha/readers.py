@@ -5,8 +5,9 @@ neither reader trains on, trains both on the rest (each within its own budget, c
 epochs and steps, so that a seeded run repeats on any machine), reads the slice with
 each (and with the two voting: the segmenter also reads what the sequence reader is unsure
 of), and keeps the cheapest to read with unless a costlier one reads clearly more of it right
-(:func:`judge`). The sequence reader trains first; where it misses too few of the slice for
-that (:func:`unbeatable`), or the segmenter cannot train, it is kept alone. The choice, every
+(:func:`judge`). Which is cheapest depends on the style (:func:`cost_order`), and the cheapest
+trains first; where it misses too few of the slice for another to win (:func:`unbeatable`),
+or the other cannot train, it is kept alone. The choice, every
 candidate's validation accuracy, the rule and the reason go into ``meta.json``; a model
 directory says which reader it holds (``"reader"``), and :meth:`CaptchaReader.load`
 dispatches on it. This is the model the CLI, the server, the audit and the bench use.
@@ -41,9 +42,14 @@ from recognisers.modeldir import META_FILE, read_meta, write_json, write_meta
 
 READERS = ("auto", "segment", "sequence")
 # From the cheapest reader to read with to the costliest: the sequence reader is one network pass
-# per image; the segmenter cuts, and on hard styles re-reads every image through its recognition
+# per image; the segmenter cuts, and on hard styles re-reads most images through its recognition
 # lattice; the vote runs the sequence reader and then the segmenter on what it is unsure of.
 COST_ORDER = ("sequence", "segment", "vote")
+# ... except where shape alone cuts nearly every image into its label's glyphs: there the
+# segmenter reads each glyph with one small CNN pass, and trains in a fraction of the sequence
+# reader's time (the README's CAPTCHA bench, "What the cost order changed": really-simple).
+CLEAN_CUT_ORDER = ("segment", "sequence", "vote")
+CLEAN_CUTS = 0.99  # share of the slice's images whose shape-only glyph count is the label's
 VOTE_GATE = 0.9  # a sequence reading at least this confident is kept without asking the segmenter
 
 
@@ -70,7 +76,7 @@ class ReaderConfig:
         "auto",
         "segment: OpenCV cuts + glyph CNN; sequence: CNN + BiGRU + CTC; "
         "auto: train both, keep the cheapest unless a costlier one reads clearly more of a validation slice "
-        "(the segmenter is not trained where the sequence reader misses too few for that)",
+        "(the costlier is not trained where the cheaper misses too few for that)",
         choices=READERS,
     )
     segment: SegmentConfig = SegmentConfig()
@@ -210,34 +216,88 @@ def choose(
 ) -> tuple[CaptchaModel, dict]:
     """``reader="auto"``: both readers on the same data, judged on the same unseen slice.
 
-    The sequence reader trains first. Where it misses too few images of the slice for any
-    costlier reader to win (:func:`unbeatable`), the segmenter is not trained at all: on clean
-    styles that saves its whole training time and changes no choice.
+    The reader cheapest for the style (:func:`cost_order`) trains first. Where it misses too few
+    images of the slice for any costlier reader to win (:func:`unbeatable`), the other is not
+    trained at all: on easy styles that saves its whole training time and changes no choice.
     """
-    sequence, choice = config.sequence, config.choice
-    rest, held = split(samples, choice.choice_fraction, sequence.seed)
+    choice, case = config.choice, config.sequence.case
+    rest, held = split(samples, choice.choice_fraction, config.sequence.seed)
     if not held or not rest:
         raise UserError("too few images to choose a reader: need at least two")
     started = time.perf_counter()
+    order, agreement = cost_order(held, config.segment, log)
     log(f"auto: training the readers on {len(rest)} images, choosing on {len(held)} others")
-    reader = SequenceReader(sequence).fit(rest, log, verbose)
-    read = {"sequence": read_slice(reader, held)}
-    selection = unbeatable(read["sequence"], held, sequence.case, choice.min_z)
-    chosen: CaptchaModel = reader
-    if selection is None:
-        try:
-            segment = CaptchaSolver(config.segment).fit(rest, log, verbose)
-        except UserError as exc:  # e.g. too few images cut to their labels' lengths: keep the other
-            selection = alone(read["sequence"], held, sequence.case, choice.min_z, f"the segmenter: {exc}")
-        else:
-            read["segment"] = read_slice(segment, held)
-            selection = judge(read, held, sequence.case, choice.min_z)
-            chosen = {"sequence": reader, "segment": segment, "vote": VotingReader(reader, segment)}[
-                selection["chosen"]
-            ]
+    if agreement is not None:
+        log(f"auto: shape alone counts the glyphs of {agreement:.1%} of them: {READER_NAMES[order[0]]} first")
+    trainers: dict[str, Callable[[], CaptchaModel]] = {
+        "sequence": lambda: SequenceReader(config.sequence).fit(rest, log, verbose),
+        "segment": lambda: CaptchaSolver(config.segment).fit(rest, log, verbose),
+    }
+    models, read, why = train_cheapest_first(order, trainers, held, case, choice.min_z)
+    if len(read) == 1:
+        selection = alone(read, held, case, choice.min_z, order, why)
+    else:
+        selection = judge(read, held, case, choice.min_z, order)
+    selection["shape_cut_agreement"] = agreement
+    chosen = models.get(selection["chosen"]) or VotingReader(models["sequence"], models["segment"])
     log(f"auto: kept the {selection['chosen']} reader: {selection['reason']}")
     log(f"auto: trained and chose in {time.perf_counter() - started:.0f} s")
     return chosen, selection
+
+
+def cost_order(
+    held: list[Sample], segment: SegmentConfig, log: Callable[[str], None]
+) -> tuple[tuple[str, ...], float | None]:
+    """The readers from cheapest to costliest for this style, and the share of ``held``'s images
+    whose glyphs shape alone counts right (the segmenter's own clean-up choice,
+    :func:`captcha.train.tune_settings`; None where the images cannot be read).
+
+    Where shape cuts at least :data:`CLEAN_CUTS` of them, the segmenter reads nearly every
+    image with one small CNN pass per glyph and no recognition lattice, and trains in a fraction
+    of the sequence reader's time: it is the cheapest. Elsewhere the sequence reader is.
+    """
+    from captcha.train import TUNE_IMAGES, describe, read_training_images, tune_settings
+
+    try:
+        images = read_training_images(held[:TUNE_IMAGES], log)
+    except UserError:
+        return COST_ORDER, None
+    settings, agree = tune_settings(images, segment.glyph_size, segment.line_kernel)
+    agreement = agree[describe(settings)]
+    return (CLEAN_CUT_ORDER if agreement >= CLEAN_CUTS else COST_ORDER), round(agreement, 4)
+
+
+READER_NAMES = {"segment": "the segmenter", "sequence": "the sequence reader"}
+
+
+def train_cheapest_first(
+    order: tuple[str, ...],
+    trainers: dict[str, Callable[[], CaptchaModel]],
+    held: list[Sample],
+    case: str,
+    min_z: float,
+) -> tuple[dict[str, Any], dict[str, tuple[list, float]], str]:
+    """Train the readers in ``order`` until one is :func:`unbeatable`; read the slice with each.
+
+    Returns the trained readers, their readings of ``held`` and, where only one trained, why
+    (the other was not needed, or it could not train: e.g. too few images cut to their labels'
+    lengths). A reader that cannot train is skipped; the error is raised only if none could.
+    """
+    models: dict[str, Any] = {}
+    read: dict[str, tuple[list, float]] = {}
+    why, failure = "", None
+    for name in (n for n in order if n in trainers):
+        if len(read) == 1 and (why := unbeatable(read, held, case, min_z, READER_NAMES[name])):
+            break
+        try:
+            models[name] = trainers[name]()
+        except UserError as exc:
+            why, failure = f"{READER_NAMES[name]}: {exc}", failure or exc
+            continue
+        read[name] = read_slice(models[name], held)
+    if not read:
+        raise failure or UserError("no reader could train")
+    return models, read, why
 
 
 def read_slice(model: CaptchaModel, held: list[Sample]) -> tuple[list, float]:
@@ -254,49 +314,63 @@ def right_of(results: list, held: list[Sample], case: str) -> np.ndarray:
     )
 
 
-def unbeatable(read: tuple[list, float], held: list[Sample], case: str, min_z: float) -> dict | None:
-    """The selection of the sequence reader alone, where no costlier reader could be kept.
+def unbeatable(
+    read: dict[str, tuple[list, float]], held: list[Sample], case: str, min_z: float, other: str
+) -> str:
+    """Why the one reader in ``read`` is kept without training ``other``; "" where ``other`` could win.
 
     A costlier reader needs a net gain of ``min_z`` standard errors in :func:`paired_gain`:
     with w wins and l losses, w - l >= min_z * sqrt(w + l) >= min_z * sqrt(w - l), so
-    w >= min_z ** 2, and it can only win images the sequence reader missed. Fewer misses than
-    that, and training the segmenter could not change the choice. None where it could.
+    w >= min_z ** 2, and it can only win images the first reader missed (so can the vote).
+    Fewer misses than that, and training another reader could not change the choice.
     """
-    misses = int(np.sum(~right_of(read[0], held, case)))
+    ((results, _),) = read.values()
+    misses = int(np.sum(~right_of(results, held, case)))
     if misses >= min_z**2:
-        return None
+        return ""
     why = f"{misses} missed, fewer than the {min_z**2:g} a costlier reader would have to win"
-    return alone(read, held, case, min_z, f"{why}: the segmenter was not trained")
+    return f"{why}: {other} was not trained"
 
 
-def alone(read: tuple[list, float], held: list[Sample], case: str, min_z: float, why: str) -> dict:
-    """The selection of the sequence reader, the only candidate, and ``why`` it was."""
-    results, seconds = read
+def alone(
+    read: dict[str, tuple[list, float]],
+    held: list[Sample],
+    case: str,
+    min_z: float,
+    order: tuple[str, ...],
+    why: str,
+) -> dict:
+    """The selection of the one reader in ``read``, the only candidate, and ``why`` it was."""
+    ((name, (results, seconds)),) = read.items()
     accuracy = float(np.mean(right_of(results, held, case)))
     return {
-        "chosen": "sequence",
+        "chosen": name,
         "validation_images": len(held),
-        "validation_sequence_accuracy": {"sequence": round(accuracy, 4)},
-        "validation_captchas_per_second": {"sequence": round(len(held) / max(seconds, 1e-9), 1)},
-        "rule": rule(min_z),
+        "validation_sequence_accuracy": {name: round(accuracy, 4)},
+        "validation_captchas_per_second": {name: round(len(held) / max(seconds, 1e-9), 1)},
+        "rule": rule(min_z, order),
         "reason": f"{accuracy:.2%} of {len(held)} validation images read right; {why}",
     }
 
 
-def rule(min_z: float) -> str:
+def rule(min_z: float, order: tuple[str, ...]) -> str:
     return (
-        f"cheapest first ({', '.join(COST_ORDER)}); a costlier reader needs a net gain of "
+        f"cheapest first ({', '.join(order)}); a costlier reader needs a net gain of "
         f"{min_z:g} standard errors on the images the two disagree on"
     )
 
 
 def judge(
-    read: dict[str, tuple[list, float]], held: list[Sample], case: str, min_z: float = ChoiceConfig.min_z
+    read: dict[str, tuple[list, float]],
+    held: list[Sample],
+    case: str,
+    min_z: float = ChoiceConfig.min_z,
+    order: tuple[str, ...] = COST_ORDER,
 ) -> dict:
     """Validation sequence accuracy and speed of each reader and of their vote; the choice and why.
 
     ``read`` holds each reader's :func:`read_slice` of ``held``. The cheapest reader
-    (:data:`COST_ORDER`) is kept unless a costlier one reads clearly more of the same images
+    (first in ``order``) is kept unless a costlier one reads clearly more of the same images
     (:func:`paired_gain`): a one-image lead is noise, and buying it with a reader several
     times slower is a bad trade.
     """
@@ -307,8 +381,8 @@ def judge(
     seconds["vote"] = seconds["sequence"] + unsure * seconds["segment"]
     right = {name: right_of(rs, held, case) for name, rs in results.items()}
     accuracy = {name: float(np.mean(r)) for name, r in right.items()}
-    chosen, notes = COST_ORDER[0], []
-    for name in COST_ORDER[1:]:
+    chosen, notes = order[0], []
+    for name in order[1:]:
         gain, spread = paired_gain(right[name], right[chosen])
         if spread and gain >= min_z * spread:
             chosen = name
@@ -317,14 +391,14 @@ def judge(
                 f"{name} read {gain} more net, under {min_z:g} standard errors ({min_z * spread:.1f}): "
                 f"not worth a costlier reader"
             )
-    others = ", ".join(f"{name} {accuracy[name]:.2%}" for name in COST_ORDER if name != chosen)
+    others = ", ".join(f"{name} {accuracy[name]:.2%}" for name in order if name != chosen)
     reason = f"{accuracy[chosen]:.2%} of {len(held)} validation images read right (vs. {others})"
     return {
         "chosen": chosen,
         "validation_images": len(held),
         "validation_sequence_accuracy": {k: round(v, 4) for k, v in accuracy.items()},
         "validation_captchas_per_second": {k: round(len(held) / max(v, 1e-9), 1) for k, v in seconds.items()},
-        "rule": rule(min_z),
+        "rule": rule(min_z, order),
         "reason": "; ".join([reason, *notes]),
     }
 

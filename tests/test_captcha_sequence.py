@@ -13,7 +13,18 @@ from captcha import CaptchaSolver
 from captcha.cli import main
 from captcha.data import Sample, load_folder, split
 from captcha.model import Reading, SegmentConfig
-from captcha.readers import CaptchaReader, ChoiceConfig, ReaderConfig, VotingReader, choose, judge, read_slice
+from captcha.readers import (
+    CLEAN_CUT_ORDER,
+    COST_ORDER,
+    CaptchaReader,
+    ChoiceConfig,
+    ReaderConfig,
+    VotingReader,
+    choose,
+    cost_order,
+    judge,
+    read_slice,
+)
 from captcha.sequence import (
     POOL_X,
     SequenceConfig,
@@ -324,6 +335,72 @@ def test_auto_keeps_the_sequence_reader_and_says_why_where_the_segmenter_cannot_
     assert selection["validation_sequence_accuracy"] == {"sequence": 0.0}
     assert selection["reason"].endswith(
         "the segmenter: too few images could be segmented to train on; check the labels"
+    )
+
+
+def test_auto_trains_the_segmenter_first_where_it_is_the_cheaper_reader(monkeypatch):
+    """Where shape cuts nearly every image, the sequence reader must beat the segmenter, not the
+    other way round: 3 segmenter misses cannot be beaten (no sequence reader is trained), 4 can,
+    and a sequence reader that misses the same 4 does not displace it."""
+    labels = [f"A{i:02d}" for i in range(40)]
+    samples = [Sample(str(i), t) for i, t in enumerate(labels)]
+    config = ReaderConfig(choice=ChoiceConfig(choice_fraction=0.5))
+    held = split(samples, 0.5, config.sequence.seed)[1]
+    trained: list[str] = []
+    monkeypatch.setattr("captcha.readers.cost_order", lambda held, segment, log: (CLEAN_CUT_ORDER, 1.0))
+
+    def missing(misses):
+        return [("XX" if s in held[:misses] else s.label) for s in samples]
+
+    for seg_misses, seq_misses, chosen in ((3, 0, "segment"), (4, 0, "sequence"), (4, 4, "segment")):
+        monkeypatch.setattr(
+            "captcha.readers.CaptchaSolver", stand_in("segment", trained, missing(seg_misses))
+        )
+        monkeypatch.setattr(
+            "captcha.readers.SequenceReader", stand_in("sequence", trained, missing(seq_misses))
+        )
+        trained.clear()
+        model, selection = choose(samples, config, log=lambda line: None, verbose=False)
+        assert selection["chosen"] == chosen and model.texts == missing(
+            seg_misses if chosen == "segment" else 0
+        )
+        assert trained == (["segment"] if seg_misses == 3 else ["segment", "sequence"])
+        assert selection["rule"].startswith("cheapest first (segment, sequence, vote)")
+        assert selection["shape_cut_agreement"] == 1.0
+    monkeypatch.setattr("captcha.readers.CaptchaSolver", stand_in("segment", trained, missing(3)))
+    _, selection = choose(samples, config, log=lambda line: None, verbose=False)
+    assert selection["reason"].endswith(
+        "a costlier reader would have to win: the sequence reader was not trained"
+    )
+
+
+def test_auto_keeps_the_segmenter_and_says_why_where_the_sequence_reader_cannot_train(monkeypatch):
+    samples = [Sample(str(i), f"A{i:02d}") for i in range(40)]
+    trained: list[str] = []
+    cannot = UserError("no label fits in the frames")
+    monkeypatch.setattr("captcha.readers.SequenceReader", stand_in("sequence", trained, error=cannot))
+    monkeypatch.setattr(
+        "captcha.readers.CaptchaSolver", stand_in("segment", trained, [s.label for s in samples])
+    )
+    config = ReaderConfig(choice=ChoiceConfig(choice_fraction=0.5))
+    model, selection = choose(samples, config, log=lambda line: None, verbose=False)
+    assert trained == ["sequence", "segment"] and selection["chosen"] == "segment"
+    assert selection["reason"].endswith("the sequence reader: no label fits in the frames")
+    monkeypatch.setattr("captcha.readers.CaptchaSolver", stand_in("segment", trained, error=cannot))
+    with pytest.raises(UserError, match="no label fits"):  # neither could train: the first error
+        choose(samples, config, log=lambda line: None, verbose=False)
+
+
+def test_the_segmenter_is_the_cheaper_reader_only_where_shape_cuts_nearly_every_image(tmp_path):
+    """Shape-only glyph counts on a plain style agree with the labels (the segmenter first);
+    on touching glyphs they do not (the sequence reader first); unreadable files: the default."""
+    for style, order in (("simple", CLEAN_CUT_ORDER), ("touching", COST_ORDER)):
+        generate(tmp_path / style, 60, 3, "ABCDEFGH", style=style, seed=5)
+        found, agreement = cost_order(load_folder(tmp_path / style), SegmentConfig(), log=lambda line: None)
+        assert found == order and (agreement >= 0.99) == (style == "simple"), agreement
+    assert cost_order([Sample("missing.png", "AB")], SegmentConfig(), log=lambda line: None) == (
+        COST_ORDER,
+        None,
     )
 
 
