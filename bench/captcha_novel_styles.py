@@ -8,14 +8,17 @@ that no future default is chosen on them either:
 - ``inverted-jpeg``: light glyphs on a black background, Gaussian pixel noise, saved as JPEG
   of quality 35 (block artefacts);
 - ``grid-blur``: a grid of lines in the text's own colour over the whole image, then blurred;
-- ``outline``: hollow glyphs (only their one-pixel outline) in dark blue, scattered dots.
+- ``outline``: hollow glyphs (only their one-pixel outline) in dark blue, scattered dots;
+- ``noisy-grid`` and ``touching-outline``: the grid and the outline over the generator's
+  ``noisy`` (rotated, touching glyphs under lines and dots) and ``touching`` (warped touching
+  glyphs, a curve, dots) styles: the same changes on hard ground.
 
 Each style becomes one labelled folder of ``--count`` images; the CAPTCHA bench reads it as it
 reads a real set (80/20 split by file, default flags):
 
     .venv/bin/python bench/captcha_novel_styles.py --out runs/novel-styles
     .venv/bin/python bench/captcha_bench.py --datasets runs/novel-styles \\
-        --sets inverted-jpeg,grid-blur,outline --work runs/bench-novel
+        --sets inverted-jpeg,grid-blur,outline,noisy-grid,touching-outline --work runs/bench-novel
 """
 
 from __future__ import annotations
@@ -68,22 +71,25 @@ def outline(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-# name: (change to the plain style's image, glyphs per label, image height, file suffix)
-NOVEL: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], np.ndarray], int, int, str]] = {
-    "inverted-jpeg": (inverted_jpeg, 5, 40, ".jpg"),
-    "grid-blur": (grid_blur, 5, 40, ".png"),
-    "outline": (outline, 6, 48, ".png"),
+Change = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+# name: (the generator's style, the change to its image, glyphs per label, image height, file suffix)
+NOVEL: dict[str, tuple[str, Change, int, int, str]] = {
+    "inverted-jpeg": ("simple", inverted_jpeg, 5, 40, ".jpg"),
+    "grid-blur": ("simple", grid_blur, 5, 40, ".png"),
+    "outline": ("simple", outline, 6, 48, ".png"),
+    "noisy-grid": ("noisy", grid_blur, 5, 40, ".png"),
+    "touching-outline": ("touching", outline, 5, 48, ".png"),
 }
 
 
 def write_style(folder: Path, name: str, count: int, seed: int) -> None:
     """``count`` labelled files ``TEXT_NNNNN.ext`` of one novel style; the same seed, the same files."""
-    change, length, height, suffix = NOVEL[name]
+    style, change, length, height, suffix = NOVEL[name]
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         text = random_text(length, DEFAULT_CHARSET, rng)
-        image = cv2.cvtColor(change(render(text, "simple", rng, height=height).image, rng), cv2.COLOR_RGB2BGR)
+        image = cv2.cvtColor(change(render(text, style, rng, height=height).image, rng), cv2.COLOR_RGB2BGR)
         options = [cv2.IMWRITE_JPEG_QUALITY, 35] if suffix == ".jpg" else []
         cv2.imwrite(str(folder / f"{text}_{i:05d}{suffix}"), image, options)
 
