@@ -50,6 +50,7 @@ COST_ORDER = ("sequence", "segment", "vote")
 # reader's time (the README's CAPTCHA bench, "What the cost order changed": really-simple).
 CLEAN_CUT_ORDER = ("segment", "sequence", "vote")
 CLEAN_CUTS = 0.99  # share of the slice's images whose shape-only glyph count is the label's
+READER_NAMES = {"segment": "the segmenter", "sequence": "the sequence reader"}  # in auto's log
 VOTE_GATE = 0.9  # a sequence reading at least this confident is kept without asking the segmenter
 
 
@@ -265,9 +266,6 @@ def cost_order(
     settings, agree = tune_settings(images, segment.glyph_size, segment.line_kernel)
     agreement = agree[describe(settings)]
     return (CLEAN_CUT_ORDER if agreement >= CLEAN_CUTS else COST_ORDER), round(agreement, 4)
-
-
-READER_NAMES = {"segment": "the segmenter", "sequence": "the sequence reader"}
 
 
 def train_cheapest_first(
