@@ -1,13 +1,14 @@
 """CAPTCHA styles no default was chosen on: a probe of how the reader copes with the unfamiliar.
 
 Every generated style of the bench (``captcha.synth.STYLES``) was in view while the reader's
-defaults were chosen. These three are not, on purpose: each is drawn by the generator's plain
-style and then changed in a way it never draws, and they stay out of ``captcha.synth`` so
+defaults were chosen. These five are not, on purpose: each is drawn by one of the generator's
+styles and then changed in a way it never draws, and they stay out of ``captcha.synth`` so
 that no future default is chosen on them either:
 
 - ``inverted-jpeg``: light glyphs on a black background, Gaussian pixel noise, saved as JPEG
   of quality 35 (block artefacts);
-- ``grid-blur``: a grid of lines in the text's own colour over the whole image, then blurred;
+- ``grid-blur``: a grid of lines in the image's darkest colour (the plain style's text colour)
+  over the whole image, then blurred;
 - ``outline``: hollow glyphs (only their one-pixel outline) in dark blue, scattered dots;
 - ``noisy-grid`` and ``touching-outline``: the grid and the outline over the generator's
   ``noisy`` (rotated, touching glyphs under lines and dots) and ``touching`` (warped touching
@@ -46,7 +47,8 @@ def inverted_jpeg(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def grid_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A grid of one-pixel lines in the text's colour, 6 to 9 pixels apart, then a 3x3 blur."""
+    """A grid of one-pixel lines in the image's darkest colour (per channel), 6 to 9 pixels apart,
+    then a 3x3 blur."""
     image = image[..., :3].copy()
     h, w = image.shape[:2]
     ink = tuple(int(v) for v in image.reshape(-1, 3).min(axis=0))
