@@ -7,7 +7,15 @@ import pytest
 
 from captcha.data import to_gray
 from captcha.recognise import Lattice, best_path, best_paths, lattice_for
-from captcha.segment import SegmentSettings, ink_map, ink_mask, segment, stroke_width, trim_line_tails
+from captcha.segment import (
+    SegmentSettings,
+    ink_map,
+    ink_mask,
+    segment,
+    stroke_width,
+    tighten,
+    trim_line_tails,
+)
 from captcha.synth import random_text, render
 from captcha.train import describe, tune_settings
 
@@ -208,3 +216,12 @@ def test_trim_line_tails_blanks_a_long_thin_line_beside_the_text_and_keeps_a_sho
     assert not trimmed[:, :80].any() and (trimmed[:, 80:] == mask[:, 80:]).all()
     untouched = trim_line_tails(mask.copy(), SegmentSettings(glyph_width=200, line_kernel=3))
     assert (untouched == mask).all()  # with glyphs this wide, no tail is long enough to be a line
+
+
+def test_tighten_finds_the_ink_box_within_a_strip_and_keeps_an_empty_strip_whole():
+    mask = np.zeros((30, 60), np.uint8)
+    mask[5:12, 8:14] = 255  # left of the strip: must not count
+    mask[10:25, 22:27] = 255
+    mask[18, 35] = 255
+    assert tighten(mask, 20, 40) == (22, 10, 36, 25)
+    assert tighten(mask, 40, 60) == (40, 0, 60, 30)  # no ink: the whole strip
