@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from captcha.data import Sample, read_pixels
@@ -61,10 +62,7 @@ def read_training_images(samples: list[Sample], log: Callable[[str], None]) -> l
 def ink_extent(pixels: np.ndarray, settings: SegmentSettings) -> int:
     """Width in pixels of the columns that hold ink after clean-up (0 when none)."""
     ink = ink_map(pixels, settings.ink)
-    if ink is None:
-        return 0
-    cols = np.flatnonzero(ink_mask(ink, settings).any(axis=0))
-    return int(cols[-1] + 1 - cols[0]) if cols.size else 0
+    return 0 if ink is None else cv2.boundingRect(ink_mask(ink, settings))[2]  # 0 wide when no ink
 
 
 def tune_settings(
