@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from recognisers.errors import UserError
 
@@ -137,11 +137,21 @@ def open_image(path: str | os.PathLike) -> Iterator[Image.Image]:
 
 
 def on_white(img: Image.Image) -> Image.Image:
-    """Alpha composited onto white and 16-bit or float levels scaled to 8 bits: an L or RGB image."""
+    """Upright as viewers show it, alpha composited onto white, deeper levels scaled to 8 bits: L or RGB.
+
+    A phone photo is often stored sideways with an EXIF orientation tag; read as stored, "at
+    the top" would mean the left. 16- and 32-bit integer levels are scaled by their type's range
+    (65535 is white), not by the image's own maximum, which would brighten a dark image; float
+    levels are taken as 0 to 1 where they stay within it, else as 0 to 255.
+    """
+    img = ImageOps.exif_transpose(img)
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
         img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img.convert("RGBA"))
     if img.mode.startswith("I;16") or img.mode in ("I", "F"):
-        arr = np.asarray(img, dtype=np.float32)
-        top = float(arr.max()) or 1.0
-        img = Image.fromarray((arr * (255.0 / top)).astype(np.uint8))
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float32))
+        if img.mode == "F":
+            scale = 255.0 if arr.size and arr.max() <= 1.0 else 1.0
+        else:
+            scale = 255.0 / 65535.0
+        img = Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8))
     return img if img.mode in ("L", "RGB") else img.convert("RGB")

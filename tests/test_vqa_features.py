@@ -21,6 +21,27 @@ def test_odd_modes_become_rgb(tmp_path, mode):
     assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
 
 
+def test_16_bit_levels_keep_their_brightness(tmp_path):
+    # two greys of a 16-bit PNG read as their 8-bit values, not stretched by the image's maximum
+    levels = np.array([[128 * 257] * 4 + [40 * 257] * 4] * 8, np.uint16)
+    Image.fromarray(levels).save(tmp_path / "deep.png")
+    arr = load_image(tmp_path / "deep.png", 8)
+    assert abs(int(arr[0, 0, 0]) - 128) <= 1 and abs(int(arr[0, 7, 0]) - 40) <= 1
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    # stored sideways with the tag a camera writes (6: rotate 90 degrees clockwise to view)
+    upright = np.full((40, 40, 3), 255, np.uint8)
+    upright[:10] = (0, 0, 255)  # blue band at the top, as a viewer shows it
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    arr = load_image(tmp_path / "photo.jpg", 40).astype(int)
+    assert arr[:10, :, 2].mean() - arr[:10, :, 0].mean() > 150  # the band is at the top again
+    assert arr[-10:].min() > 200
+
+
 def test_transparent_pixels_go_white(tmp_path):
     Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(tmp_path / "t.png")
     assert load_image(tmp_path / "t.png", 8).min() == 255
