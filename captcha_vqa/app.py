@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -44,6 +45,7 @@ from captcha_vqa.schemas import (
 )
 from captcha_vqa.uploads import ApiError, Fields, decode_image, from_base64, read_fields
 from recognisers.errors import UserError
+from vqa.text import check_text
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("captcha_vqa")
@@ -244,11 +246,21 @@ def vqa_request(fields: Fields, config: ServeConfig) -> tuple[bytes, list[str], 
         raise ApiError(422, f"{len(questions)} questions; at most {config.max_questions} per request")
     if max(len(q) for q in questions) > config.max_question_chars:
         raise ApiError(422, f"a question is over {config.max_question_chars} characters")
+    try:
+        for question in questions:
+            check_text(question)
+    except UserError as exc:
+        raise ApiError(422, str(exc)) from None
     return image, questions, top
 
 
 def parse_top(values: list[str], config: ServeConfig) -> int:
-    if len(values) == 1 and values[0].strip().isdigit() and 1 <= int(values[0]) <= config.max_top:
+    # fullmatch, not isdigit(): isdigit() takes '²', which int() refuses
+    if (
+        len(values) == 1
+        and re.fullmatch(r"[0-9]{1,3}", values[0].strip())
+        and 1 <= int(values[0]) <= config.max_top
+    ):
         return int(values[0])
     raise ApiError(422, f"top must be one whole number from 1 to {config.max_top}")
 

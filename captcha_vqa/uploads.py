@@ -66,6 +66,8 @@ async def read_fields(request: Request, config: ServeConfig, image_field: str) -
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ApiError(400, "the body is not valid JSON here: nested too deeply") from None
         if not isinstance(data, dict):
             raise ApiError(400, "the JSON body must be an object")
         return Fields(json=data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import io
 import time
 import zlib
@@ -144,6 +145,11 @@ def test_vqa_answer_multipart_and_json(client, loaded, red_circle):
         ({"files": files(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)}, 415, "image"),
         ({"content": b"raw bytes", "headers": {"content-type": "text/plain"}}, 415, "multipart"),
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "JSON"),
+        (
+            {"content": b"[" * 100_000 + b"]" * 100_000, "headers": {"content-type": "application/json"}},
+            400,
+            "JSON",
+        ),
         ({"json": {"images": ["@@not base64@@"]}}, 400, "base64"),
         ({"json": {"images": []}}, 422, "images"),
         ({"json": {"pictures": ["x"]}}, 422, "images"),
@@ -168,10 +174,18 @@ def test_too_many_files_is_refused(client, captchas):
         ({"question": "x" * 301}, 422, "characters"),
         ({"question": "what shape?", "top": "0"}, 422, "top"),
         ({"question": "what shape?", "top": "many"}, 422, "top"),
+        ({"question": "what shape?", "top": "\u00b2"}, 422, "top"),  # a digit to isdigit(), not to int()
     ],
 )
 def test_vqa_answer_errors(client, red_circle, data, status, words):
     assert words in error(client.post(ANSWER, files=files(red_circle), data=data), status)
+
+
+def test_a_question_that_is_not_text_is_refused(client, red_circle):
+    # a lone surrogate, as a JSON escape can carry it, would fail deep inside TensorFlow
+    body = {"image": base64.b64encode(red_circle).decode(), "questions": ["what shape is \ud800?"]}
+    sent = client.post(ANSWER, content=json.dumps(body), headers={"content-type": "application/json"})
+    assert "not valid text" in error(sent, 422)
 
 
 def test_vqa_needs_exactly_one_image(client, red_circle):

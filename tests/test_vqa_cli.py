@@ -129,6 +129,7 @@ def test_existing_model_needs_force(vqa_model_dir, vqa_sets, capsys):
         ("missing.png", "what color?", "image not found"),
         ("garbage.png", "what color?", "not an image"),
         ("ok.png", "   ", "empty question"),
+        ("ok.png", "what color is \ud800?", "not valid text"),
     ],
 )
 def test_predict_bad_input(vqa_model_dir, tmp_path, capsys, image, question, message):
@@ -263,6 +264,19 @@ def test_python_m_vqa_never_shows_a_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("vqa: error: model directory")
+
+
+def test_explain_path_is_checked_first_and_long_questions_are_named(
+    vqa_model_dir, vqa_sample, tmp_path, capsys
+):
+    ask = ["predict", str(vqa_model_dir), "--image", str(vqa_sample), "--question"]
+    assert main([*ask, "what color is the shape?", "--explain", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--explain" in captured.err and "is a folder" in captured.err
+    long = "what color is the shape " + " ".join(["please"] * 40) + " thanks"
+    assert main([*ask, long]) == 0
+    err = capsys.readouterr().err
+    assert "reads the first" in err and err.rstrip().endswith("please thanks")
 
 
 def test_several_questions_one_image_and_unknown_words(vqa_model_dir, vqa_sample, capsys):

@@ -187,6 +187,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UserError("empty question")
     if args.top < 1:
         raise UserError("--top must be at least 1")
+    if args.explain:
+        from recognisers.paths import check_output_file
+
+        check_output_file(args.explain, "--explain")
     model = VQAModel.load(args.model_dir)
     if args.explain and model.config.encoder.frozen:
         raise UserError("--explain needs a model with the compact image encoder")
@@ -196,6 +200,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         unknown = model.questions.unknown_words(question)
         none_known = set(unknown) >= set(model.questions.words(question))  # also: no word at all
         _warn_unknown(question, unknown, none_known, len(questions) > 1)
+        _warn_cut(question, model.questions.cut_words(question), model.questions.max_length)
         if args.json:
             print(
                 json.dumps(
@@ -234,6 +239,16 @@ def _warn_unknown(question: str, unknown: list[str], none_known: bool, name_it: 
     else:
         print(
             f"vqa: warning: not in the model's vocabulary, read as unknown{where}: {words}", file=sys.stderr
+        )
+
+
+def _warn_cut(question: str, cut: list[str], max_length: int) -> None:
+    """One warning line on stderr when the question is longer than the model reads."""
+    if cut:
+        print(
+            f"vqa: warning: the model reads the first {max_length} words; not read of {question!r}: "
+            + " ".join(cut),
+            file=sys.stderr,
         )
 
 

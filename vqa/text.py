@@ -19,6 +19,15 @@ from recognisers.errors import UserError
 _STRIP = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
 
 
+def check_text(question: str) -> None:
+    """Refuse a question that is not encodable text (a lone surrogate from a bad JSON escape):
+    TensorFlow would fail on it deep inside the layer."""
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"question {question!r} is not valid text (a lone surrogate character)") from None
+
+
 class QuestionEncoder:
     """Questions -> fixed-length int token arrays (0 = padding, 1 = unknown word)."""
 
@@ -42,6 +51,8 @@ class QuestionEncoder:
         cls, questions: Sequence[str], max_length: int | None = None, max_tokens: int = 10_000
     ) -> QuestionEncoder:
         """Learn the vocabulary; the length defaults to the longest training question (<= 30)."""
+        for q in questions:
+            check_text(q)
         longest = max(len(q.split()) for q in questions)
         encoder = cls(None, max_length or min(max(longest, 1), 30), max_tokens)
         encoder.layer.adapt(np.asarray(questions, dtype=object))
@@ -61,6 +72,7 @@ class QuestionEncoder:
         for q in questions:
             if not isinstance(q, str) or not q.strip():
                 raise UserError("empty question")
+            check_text(q)
         return np.asarray(self.layer(np.asarray(list(questions), dtype=object)), np.int32)
 
     def unknown_words(self, question: str) -> list[str]:
@@ -71,6 +83,10 @@ class QuestionEncoder:
         """
         known = self._known()
         return list(dict.fromkeys(w for w in self.words(question) if w not in known))
+
+    def cut_words(self, question: str) -> list[str]:
+        """The question's words past ``max_length``: the layer drops them, so callers warn."""
+        return self.words(question)[self.max_length :]
 
     @staticmethod
     def words(question: str) -> list[str]:
