@@ -11,13 +11,15 @@ from pathlib import Path
 
 from recognisers.backend import quiet_tensorflow
 from recognisers.errors import ArgumentParser, UserError, note, run_cli
-from recognisers.paths import check_output_dir, check_output_file
+from recognisers.paths import check_apart, check_output_dir, check_output_file
 
 PROG = "captcha"
 
 
 SHARED = ("seed", "case", "epochs")  # fields both readers' configs hold: one option each
 DEFAULT_REPORT = "report.json"  # evaluate --report default: in the model directory
+# segment --length: the cut search's work grows with it, and no CAPTCHA holds more glyphs
+MAX_SEGMENT_LENGTH = 64
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +254,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     worst = args.worst or report_path.with_suffix(".worst.png")
     check_output_file(report_path, "--report")
     check_output_file(worst, "--worst")
+    own = (DEFAULT_REPORT, Path(DEFAULT_REPORT).with_suffix(".worst.png").name)
+    check_apart({"--report": report_path, "--worst": worst}, (args.data_dir,), args.model_dir, own)
     model = CaptchaReader.load(args.model_dir)
     samples = load_folder(args.data_dir, args.case or model.case)
     report = model.evaluate(
@@ -286,8 +290,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from captcha.segment import SegmentSettings, draw_boxes, segment
 
     check_output_file(args.out, "--out")
-    if args.length is not None and args.length < 1:
-        raise UserError("--length must be at least 1")
+    check_apart({"--out": args.out}, (args.image,))
+    if args.length is not None and not 1 <= args.length <= MAX_SEGMENT_LENGTH:
+        raise UserError(f"--length must lie in 1 to {MAX_SEGMENT_LENGTH}")
     pixels = read_pixels(args.image)
     gray = grey(pixels)
     if args.read:

@@ -50,3 +50,31 @@ def check_output_dir(path: str | os.PathLike, option: str) -> None:
         check_creatable(path, option)
     elif not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"{option} {path}: no permission to write in it")
+
+
+def check_apart(
+    outputs: dict[str, str | os.PathLike],
+    inputs: tuple[str | os.PathLike | None, ...] = (),
+    model_dir: str | os.PathLike | None = None,
+    own: tuple[str, ...] = (),
+) -> None:
+    """Refuse outputs that would destroy what the command reads or writes.
+
+    ``outputs`` maps each option to its file. No two may be the same file; none may be an input
+    file or lie in an input folder (a picture written into a data folder becomes a sample the
+    next run reads); none may replace an existing file of ``model_dir`` other than the names in
+    ``own``, which the command writes there itself (``meta.json`` replaced by a report leaves
+    no model).
+    """
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        where = Path(os.path.realpath(path))
+        if where in seen:
+            raise UserError(f"{option} and {seen[where]} name the same file, {path}; give two")
+        seen[where] = option
+        for item in (Path(os.path.realpath(i)) for i in inputs if i is not None):
+            if where == item or item in where.parents:
+                raise UserError(f"{option} {path} would overwrite or join the input {item}; write elsewhere")
+        model = Path(os.path.realpath(model_dir)) if model_dir is not None else None
+        if model is not None and where.parent == model and where.exists() and where.name not in own:
+            raise UserError(f"{option} {path} is one of the model's own files; write elsewhere")

@@ -288,6 +288,12 @@ def places(tmp_path):
         (["train", "{d}", "--out", "{t}/file/m"], "is not a folder"),
         (["generate", "{t}/file/g"], "is not a folder"),
         (["generate", "{t}/file"], "exists and is not a folder"),
+        # outputs that would destroy or join what the command reads
+        (["evaluate", "{t}/model", "{d}", "--report", "{t}/model/meta.json"], "model's own files"),
+        (["evaluate", "{m}", "{d}", "--report", "{d}/r.json"], "the input"),
+        (["evaluate", "{m}", "{d}", "--report", "{t}/r.json", "--worst", "{t}/r.json"], "same file"),
+        (["segment", "{d}/AB12.png", "--out", "{d}/AB12.png"], "the input"),
+        (["segment", "{d}/AB12.png", "--out", "{t}/o.png", "--length", "100000"], "--length"),
     ],
 )
 def test_captcha_bad_output_paths(places, capsys, argv, message):
@@ -296,6 +302,8 @@ def test_captcha_bad_output_paths(places, capsys, argv, message):
     data = places / "data"
     data.mkdir()
     png_claiming(data / "AB12.png", 40, 20)
+    (places / "model").mkdir()
+    (places / "model" / "meta.json").write_text("{}")
     argv = [a.format(t=places, m=places / "no-model", d=data) for a in argv]
     assert main(argv) == 1
     assert message in one_error_line(capsys, "captcha")
@@ -328,10 +336,21 @@ def test_captcha_bad_output_paths(places, capsys, argv, message):
             "is a folder",
         ),
         (["train", "--dataset", "jsonl", "--train", "x", "--out", "{t}/file/m"], "is not a folder"),
+        (
+            ["evaluate", "{t}/no-model", "--dataset", "jsonl", "--data", "{t}/file", "--report", "{t}/file"],
+            "the input",
+        ),
+        (
+            ["evaluate", "{t}/model", "--dataset", "jsonl", "--data", "x", "--report", "{t}/model/meta.json"],
+            "model's own files",
+        ),
     ],
 )
 def test_vqa_bad_output_paths(places, capsys, argv, message):
     from vqa.cli import main
+
+    (places / "model").mkdir()
+    (places / "model" / "meta.json").write_text("{}")
 
     assert main([a.format(t=places) for a in argv]) == 1
     assert message in one_error_line(capsys, "vqa")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import io
+import json
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor

@@ -150,7 +150,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from recognisers.paths import check_output_file
+    from recognisers.paths import check_apart, check_output_file
     from recognisers.tables import print_table
     from vqa.evaluate import plot_confusion, report_rows
     from vqa.model import VQAModel
@@ -159,6 +159,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     confusion = Path(args.confusion) if args.confusion else report_path.with_suffix(".confusion.png")
     check_output_file(report_path, "--report")
     check_output_file(confusion, "--confusion")
+    inputs = tuple(getattr(args, name, None) for name in ("data", "images", "questions", "annotations"))
+    own = (REPORT_NAME, Path(REPORT_NAME).with_suffix(".confusion.png").name)
+    check_apart({"--report": report_path, "--confusion": confusion}, inputs, args.model_dir, own)
     model = VQAModel.load(args.model_dir, cache_dir=args.cache_dir)
     dataset = read_dataset(args)
     report = model.evaluate(dataset)
