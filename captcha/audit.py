@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +26,14 @@ import numpy as np
 from captcha.data import Sample, split
 from recognisers.contract import Report
 from recognisers.errors import Terminated, UserError, note
-from recognisers.modeldir import check_writable_target, model_kind, write_json, write_meta
+from recognisers.modeldir import (
+    check_writable_target,
+    clean_stale,
+    model_kind,
+    stage_dir,
+    write_json,
+    write_meta,
+)
 
 KIND = "captcha-audit"
 FORMAT_VERSION = 1
@@ -264,15 +272,35 @@ def mean_or_none(values: list[float]) -> float | None:
 # --- the output folder -------------------------------------------------------------------------
 
 
-def prepare_out(out: Path, force: bool) -> None:
-    """Same rules as model folders: never a user's folder; ``force`` replaces only an audit."""
+def prepare_out(out: Path, force: bool) -> Path | None:
+    """Same rules as model folders: never a user's folder; ``force`` replaces only an audit.
+
+    The audit it replaces is moved aside, not deleted: :func:`settle_previous` drops it once
+    the new one has measured a point, or puts it back. Returns where it went (None: none).
+    """
     check_writable_target(out, force, KIND)
+    previous = None
     if out.exists() and model_kind(out) == KIND:
-        shutil.rmtree(out)
+        previous, fd = stage_dir(out, ".old")  # clean_stale restores it if this run is killed
+        os.close(fd)
+        os.rename(out, previous)  # onto the empty directory just made: atomic
     out.mkdir(parents=True, exist_ok=True)
     write_meta(
         out, KIND, FORMAT_VERSION, {"what": "captcha audit output (report.json, report.html, curve.png)"}
     )
+    return previous
+
+
+def settle_previous(out: Path, previous: Path | None, points: int) -> None:
+    """Drop the replaced audit once the new one holds a point; else put the old one back."""
+    if previous is None:
+        return
+    if points:
+        shutil.rmtree(previous, ignore_errors=True)
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    os.rename(previous, out)
+    note(f"no point was measured, so the previous audit in {out} was kept")
 
 
 # --- the audit -----------------------------------------------------------------------------------
@@ -294,7 +322,8 @@ def run_audit(
     Ctrl-C or SIGTERM: the points measured so far are written (report, page, curve), then it re-raises.
     """
     pool, test, sizes = plan(samples, config)
-    prepare_out(out, force)
+    clean_stale(out, note)
+    previous = prepare_out(out, force)
     started = clock()
     report: dict[str, Any] = {
         "dataset": dataset,
@@ -348,7 +377,10 @@ def run_audit(
         report["stopped"] = f"interrupted after {len(report['points'])} point(s)"
         finish(report, out, config, last, test)
         raise
-    finish(report, out, config, last, test)
+    else:
+        finish(report, out, config, last, test)
+    finally:
+        settle_previous(out, previous, len(report["points"]))
     return report
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from recognisers import __version__
 from recognisers.backend import import_keras
 from recognisers.errors import UserError, note
-from recognisers.paths import check_creatable
+from recognisers.paths import check_creatable, check_not_around_cwd
 
 META_FILE = "meta.json"
 
@@ -73,6 +73,7 @@ def check_writable_target(out: Path, force: bool, kind: str) -> tuple[int, int] 
     the identity (device, inode) of the model to replace, None when there is none.
     """
     check_creatable(out, "--out")  # renames happen in its parent
+    check_not_around_cwd(out, "--out")
     if not out.exists() or (out.is_dir() and not out.is_symlink() and not any(out.iterdir())):
         return None
     found = model_kind(out) if out.is_dir() and not out.is_symlink() else None

@@ -41,6 +41,17 @@ def check_output_file(path: str | os.PathLike, option: str) -> None:
         raise UserError(f"{option} {path}: no permission to overwrite it")
 
 
+def check_not_around_cwd(path: str | os.PathLike, option: str) -> None:
+    """A folder that is replaced whole may not be, or hold, the current folder.
+
+    The replacement is a rename; the shell would be left in the old, deleted folder, seeing
+    nothing, and a rename onto ``.`` fails only after all the work.
+    """
+    here, where = Path.cwd(), Path(os.path.abspath(path))
+    if where == here or where in here.parents:
+        raise UserError(f"{option} {path} is or holds the current folder; name a folder beside it")
+
+
 def check_output_dir(path: str | os.PathLike, option: str) -> None:
     """A folder the command will create or fill: refused now if it cannot be."""
     path = Path(path)

@@ -181,6 +181,25 @@ def test_refuses_a_users_folder_and_replaces_an_audit_only_with_force(folder, tm
     assert len(report["points"]) == 1
 
 
+def test_forced_audit_keeps_the_previous_one_until_it_measures_a_point(folder, tmp_path):
+    config = AuditConfig(sizes=(10, 20), seeds_small=1, time_budget=1e6)
+    fake = FakeTrainer()
+    run_audit(load_folder(folder), tmp_path / "audit", config, trainer=fake, clock=fake.clock)
+    before = (tmp_path / "audit" / "report.json").read_text()
+    early = FakeTrainer(interrupt_at=0)  # interrupted before its first point
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(
+            load_folder(folder), tmp_path / "audit", config, force=True, trainer=early, clock=early.clock
+        )
+    assert (tmp_path / "audit" / "report.json").read_text() == before
+    late = FakeTrainer(interrupt_at=1)  # one point measured: the new audit replaces the old
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(load_folder(folder), tmp_path / "audit", config, force=True, trainer=late, clock=late.clock)
+    saved = json.loads((tmp_path / "audit" / "report.json").read_text())
+    assert [p["size"] for p in saved["points"]] == [10] and saved["stopped"].startswith("interrupted")
+    assert [p.name for p in tmp_path.iterdir()] == ["audit"]  # no backup left beside it
+
+
 def test_real_tiny_audit_learns(folder, tmp_path):
     """The real trainer (segmenting reader, few epochs): more samples read more characters."""
     config = AuditConfig(sizes=(15, 110), seeds_small=1, reader="segment", epochs=8, time_budget=600)

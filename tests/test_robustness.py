@@ -356,6 +356,29 @@ def test_vqa_bad_output_paths(places, capsys, argv, message):
     assert message in one_error_line(capsys, "vqa")
 
 
+def test_folders_replaced_whole_are_checked_first(places, capsys, monkeypatch):
+    from vqa.cli import main
+    from vqa.shapes import MANIFEST
+
+    assert main(["generate", "shapes", str(places / "file"), "--images", "2"]) == 1
+    assert "is not a folder" in one_error_line(capsys, "vqa")
+    assert main(["generate", "shapes", str(places / "set"), "--images", "2"]) == 0
+    capsys.readouterr()
+    before = (places / "set" / MANIFEST).read_text()
+    monkeypatch.chdir(places / "set")  # replacing the current folder would strand the shell in it
+    assert main(["generate", "shapes", ".", "--images", "3", "--force"]) == 1
+    assert "current folder" in one_error_line(capsys, "vqa")
+    assert (places / "set" / MANIFEST).read_text() == before
+    (places / "empty").mkdir()
+    monkeypatch.chdir(places / "empty")
+    assert main(["train", "--dataset", "jsonl", "--train", "x", "--out", "."]) == 1
+    assert "current folder" in one_error_line(capsys, "vqa")
+    monkeypatch.chdir(places)
+    assert main(["generate", "shapes", "set", "--images", "3", "--force"]) == 0
+    assert (places / "set" / MANIFEST).read_text() != before
+    assert sorted(p.name for p in places.iterdir()) == ["empty", "file", "folder", "set"]  # no leftovers
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_unwritable_report_folder_is_refused(places, capsys):
     from captcha.cli import main

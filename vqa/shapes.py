@@ -34,6 +34,7 @@ import numpy as np
 from recognisers.contract import option
 from recognisers.errors import UserError
 from recognisers.modeldir import current_umask
+from recognisers.paths import check_not_around_cwd, check_output_dir
 
 COLOURS = {
     "red": (230, 30, 30),
@@ -195,8 +196,12 @@ def write_shapes_set(
     or a set written here (it holds ``questions.jsonl`` and ``images/`` and nothing else).
     """
     out = Path(out)
-    if config.images < 1:
-        raise UserError("--images must be at least 1")
+    if config.images < 1 or config.seed < 0:
+        raise UserError("--images must be at least 1 and --seed at least 0")
+    check_output_dir(out, "OUT")
+    check_not_around_cwd(out, "OUT")
+    if out.is_symlink():
+        raise UserError(f"{out} is a symbolic link; name the folder itself")
     if out.exists():
         entries = {p.name for p in out.iterdir()} if out.is_dir() else None
         if entries and entries != {MANIFEST, "images"}:
@@ -205,15 +210,21 @@ def write_shapes_set(
             raise UserError(f"{out} already holds a shapes set; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old: Path | None = None
     try:
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; a data set is not
         _write_into(tmp, config)
-        if out.exists():
-            shutil.rmtree(out)
+        if out.exists():  # moved aside first: out is never without a whole set
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            out.rename(old)  # onto the empty directory just made: atomic
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out.exists():
+            old.rename(out)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return out / MANIFEST
 
 
