@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -178,10 +180,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     lengths = parse_lengths(args.length)
     if args.count < 1:
         raise UserError("--count must be at least 1")
-    if not args.charset or set(args.charset) & set("_/\\.: \t\n"):
-        raise UserError("--charset must be non-empty and free of '_', '/', '\\', '.', ':' and spaces")
+    if (
+        not args.charset
+        or set(args.charset) & set("_/\\.:")
+        or not all(c.isprintable() and not c.isspace() for c in args.charset)
+    ):
+        raise UserError(
+            "--charset must be non-empty and free of '_', '/', '\\', '.', ':', spaces and control characters"
+        )
     check_output_dir(args.out, "OUT")
-    old = [p for p in args.out.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES] if args.out.is_dir() else []
+    old = (
+        [p for p in args.out.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        if args.out.is_dir()
+        else []
+    )
     if old and not args.force:
         raise UserError(f"{args.out} already holds images; pass --force to replace them")
     foreign = [p.name for p in old if not GENERATED_NAME.fullmatch(p.name)]
@@ -189,9 +201,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UserError(
             f"{args.out} holds images generate did not write ({foreign[0]}, ...); choose another folder"
         )
-    for path in old:
-        path.unlink()
-    paths = generate(args.out, args.count, lengths, args.charset, args.style, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", suffix=".tmp", dir=args.out.parent))
+    try:  # written aside first: an interrupted run leaves the old images as they were
+        paths = generate(staging, args.count, lengths, args.charset, args.style, args.seed)
+        for path in old:
+            path.unlink()
+        for path in paths:
+            path.rename(args.out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     print(f"wrote {len(paths)} {args.style} CAPTCHAs to {args.out}")
     return 0
 

@@ -72,8 +72,8 @@ def check_apart(
     """Refuse outputs that would destroy what the command reads or writes.
 
     ``outputs`` maps each option to its file. No two may be the same file; none may be an input
-    file or lie in an input folder (a picture written into a data folder becomes a sample the
-    next run reads); none may replace an existing file of ``model_dir`` other than the names in
+    file or lie directly in an input folder (a picture written into a data folder becomes a
+    sample the next run reads; its sub-folders are not read); none may replace an existing file of ``model_dir`` other than the names in
     ``own``, which the command writes there itself (``meta.json`` replaced by a report leaves
     no model).
     """
@@ -84,7 +84,7 @@ def check_apart(
             raise UserError(f"{option} and {seen[where]} name the same file, {path}; give two")
         seen[where] = option
         for item in (Path(os.path.realpath(i)) for i in inputs if i is not None):
-            if where == item or item in where.parents:
+            if where == item or where.parent == item:
                 raise UserError(f"{option} {path} would overwrite or join the input {item}; write elsewhere")
         model = Path(os.path.realpath(model_dir)) if model_dir is not None else None
         if model is not None and where.parent == model and where.exists() and where.name not in own:

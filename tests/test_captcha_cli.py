@@ -36,6 +36,28 @@ def test_generate_is_labelled_and_repeatable(tmp_path, capsys):
     assert_one_line_error(code, err, "--force")
 
 
+def test_forced_generate_keeps_the_old_images_until_the_new_are_written(tmp_path, capsys, monkeypatch):
+    import captcha.synth
+
+    run(capsys, "generate", tmp_path / "g", "--count", 4, "--seed", 1)
+    before = sorted(p.name for p in (tmp_path / "g").iterdir())
+    real, calls = captcha.synth.render, []
+
+    def render_then_stop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(captcha.synth, "render", render_then_stop)
+    assert main(["generate", str(tmp_path / "g"), "--count", "5", "--seed", "2", "--force"]) != 0
+    assert "interrupted" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["g"]  # no staging folder left
+    code, _, err = run(capsys, "generate", tmp_path / "h", "--charset", "AB\u00a0")
+    assert_one_line_error(code, err, "--charset")
+
+
 def test_segment_draws_boxes(tmp_path, capsys):
     run(capsys, "generate", tmp_path / "g", "--count", 1, "--length", 4, "--seed", 1)
     image = next((tmp_path / "g").iterdir())
@@ -93,7 +115,7 @@ def test_missing_or_incompatible_model_dir(tmp_path, capsys):
     code, _, err = run(capsys, "predict", old, tmp_path / "AB.png")
     assert_one_line_error(code, err, "format 0")
     (old / "meta.json").write_text(json.dumps({"kind": "vqa", "format_version": 1}))
-    code, _, err = run(capsys, "evaluate", old, tmp_path, "--report", tmp_path / "r.json")
+    code, _, err = run(capsys, "evaluate", old, tmp_path, "--report", old / "r.json")
     assert_one_line_error(code, err, "not a captcha model")
 
 

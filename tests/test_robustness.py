@@ -669,7 +669,7 @@ def test_segment_length_zero_is_refused(tmp_path, capsys):
 
     png_claiming(tmp_path / "a.png", 40, 20)
     assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "o.png"), "--length", "0"]) == 1
-    assert "--length must be at least 1" in one_error_line(capsys, "captcha")
+    assert "--length must lie in 1 to 64" in one_error_line(capsys, "captcha")
 
 
 def test_generate_force_never_deletes_images_it_did_not_write(tmp_path, capsys):
