@@ -224,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from recognisers.modeldir import check_writable_target
 
     config = train_config(args)
-    problem = config.segment.problem() or config.sequence.problem()
+    problem = config.segment.problem() or config.sequence.problem() or config.choice.problem()
     if problem:
         raise UserError(problem.replace("_", "-"))
     check_writable_target(args.out, args.force, KIND)  # refuse before minutes of training

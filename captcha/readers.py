@@ -15,6 +15,7 @@ dispatches on it. This is the model the CLI, the server, the audit and the bench
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -67,6 +68,12 @@ class ChoiceConfig:
         "auto: a costlier reader is kept only if, on the validation images the two readers disagree "
         "on, its net gain is at least this many standard errors (a paired sign test)",
     )
+
+    def problem(self) -> str:
+        """What makes this config unusable, or "" when nothing does."""
+        if not (0 < self.choice_fraction < 1 and 0 <= self.min_z < math.inf):
+            return "choice_fraction must lie in (0, 1) and min_z be a number at least 0"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -223,8 +230,13 @@ def choose(
     """
     choice, case = config.choice, config.sequence.case
     rest, held = split(samples, choice.choice_fraction, config.sequence.seed)
+    if choice.problem():
+        raise UserError(f"auto: {choice.problem()}")
     if not held or not rest:
-        raise UserError("too few images to choose a reader: need at least two")
+        raise UserError(
+            f"too few images to choose a reader: {len(samples)} leave {len(held)} to choose on "
+            f"({choice.choice_fraction:.0%}); use more images or --reader segment|sequence"
+        )
     started = time.perf_counter()
     order, agreement = cost_order(held, config.segment, log)
     log(f"auto: training the readers on {len(rest)} images, choosing on {len(held)} others")

@@ -140,6 +140,12 @@ class SequenceConfig:
             return f"ink must be one of {', '.join(INK_INPUTS)}"
         if len(self.filters) < 2 or min(self.filters) < 1 or self.input_width < 0 or self.batch_size < 0:
             return "filters needs two positive counts at least; input_width and batch_size at least 0"
+        if self.height < 2 ** len(self.filters) or self.max_width < 16 or 0 < self.input_width < 16:
+            # every conv block halves the height, the first two the width too
+            return (
+                f"height must be at least {2 ** len(self.filters)} (2 to the number of conv blocks), "
+                "max_width and input_width (unless 0) at least 16"
+            )
         if not (
             0 <= self.dropout < 1
             and 0 < self.val_fraction < 1
@@ -190,6 +196,20 @@ def measured_width(images: Sequence[np.ndarray], config: SequenceConfig) -> int:
     aspect = float(np.median([g.shape[1] / g.shape[0] for g in images]))
     width = int(math.ceil(aspect * config.height / 16) * 16)
     return int(min(config.max_width, max(32, width)))
+
+
+def check_frames(labels: Sequence[str], width: int) -> None:
+    """Refuse labels longer than the network has frames to read them in (width / 4).
+
+    CTC needs a frame per character and a blank between two equal ones; with fewer, the loss
+    cannot fall and the model reads nothing, after all the training.
+    """
+    need = max(len(t) + sum(a == b for a, b in zip(t, t[1:])) for t in labels)
+    if need > width // 4:
+        raise UserError(
+            f"a label needs {need} frames (a frame per character, a blank between repeated ones); "
+            f"an input {width} pixels wide gives {width // 4}: pass --input-width {4 * need} or more"
+        )
 
 
 def build_network(
@@ -460,6 +480,7 @@ class SequenceReader(CaptchaModel):
         self.charset = "".join(sorted(set("".join(labels))))
         self.lengths = sorted(set(map(len, labels)))
         self.width = cfg.input_width or measured_width(images, cfg)
+        check_frames(labels, self.width)
         order = np.random.default_rng(cfg.seed).permutation(len(labels))
         n_val = max(1, int(round(len(labels) * cfg.val_fraction)))
         val, train = order[:n_val], order[n_val:]

@@ -73,9 +73,9 @@ def check_apart(
 
     ``outputs`` maps each option to its file. No two may be the same file; none may be an input
     file or lie directly in an input folder (a picture written into a data folder becomes a
-    sample the next run reads; its sub-folders are not read); none may replace an existing file of ``model_dir`` other than the names in
-    ``own``, which the command writes there itself (``meta.json`` replaced by a report leaves
-    no model).
+    sample the next run reads; its sub-folders are not read); none may replace an existing
+    file of ``model_dir`` other than the names in ``own``, which the command writes there
+    itself (``meta.json`` replaced by a report leaves no model).
     """
     seen: dict[Path, str] = {}
     for option, path in outputs.items():

@@ -356,6 +356,35 @@ def test_vqa_bad_output_paths(places, capsys, argv, message):
     assert message in one_error_line(capsys, "vqa")
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--reader", "segment", "--glyph-size", "6"], "glyph-size must be at least 8"),
+        (["--reader", "sequence", "--height", "6"], "height must be at least 8"),
+        (["--reader", "sequence", "--filters", "8,8,8,8,8,8"], "height must be at least 64"),
+        (["--reader", "sequence", "--max-width", "1"], "max-width"),
+        (["--choice-fraction", "1.5"], "choice-fraction"),
+        (["--min-z", "nan"], "min-z"),
+    ],
+)
+def test_train_options_no_network_can_take_are_refused_first(tmp_path, capsys, options, message):
+    from captcha.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    png_claiming(data / "AB12.png", 40, 20)
+    assert main(["train", str(data), "--out", str(tmp_path / "m"), *options]) == 1
+    assert message in one_error_line(capsys, "captcha") and not (tmp_path / "m").exists()
+
+
+def test_labels_longer_than_the_sequence_reader_can_read_are_refused():
+    from captcha.sequence import check_frames
+
+    check_frames(["ABCDEFGH"], 32)  # 8 frames for 8 characters
+    with pytest.raises(UserError, match="--input-width 40"):
+        check_frames(["ABCDEFGHH"], 32)  # 9 characters and a blank between the two Hs: 10
+
+
 def test_folders_replaced_whole_are_checked_first(places, capsys, monkeypatch):
     from vqa.cli import main
     from vqa.shapes import MANIFEST
