@@ -377,6 +377,23 @@ def test_train_options_no_network_can_take_are_refused_first(tmp_path, capsys, o
     assert message in one_error_line(capsys, "captcha") and not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--val-fraction", "nan"], "--val-fraction"),
+        (["--model", "cnn-lstm", "--dropout", "1.5"], "--dropout"),
+        (["--image-size", "75"], "72 or 80"),
+        (["--filters", "8,8,8,8,8,8,8"], "too small for 7 blocks"),
+    ],
+)
+def test_vqa_train_options_no_network_can_take_are_refused_first(tmp_path, capsys, options, message):
+    from vqa.cli import main
+
+    argv = ["train", "--dataset", "jsonl", "--train", "no-such.jsonl", "--out", str(tmp_path / "m"), *options]
+    assert main(argv) == 1
+    assert message in one_error_line(capsys, "vqa") and not (tmp_path / "m").exists()
+
+
 def test_labels_longer_than_the_sequence_reader_can_read_are_refused():
     from captcha.sequence import check_frames
 

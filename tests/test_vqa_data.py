@@ -56,6 +56,9 @@ def test_jsonl_reader(tmp_path):
         ({"image": "a.png", "question": "  ", "answer": "a"}, "missing 'question'"),
         ({"image": "a.png", "question": "q?"}, "missing 'answer'"),
         ("not json", "not a JSON object"),
+        ("[" * 100_000 + "]" * 100_000, r"not a JSON object \(nested too deeply"),
+        ({"image": "a.png", "question": "q?", "answers": ["", ""]}, "'answers' holds an empty answer"),
+        ({"image": "a.png", "question": "q?", "answer": "a", "type": 3}, "'type' must be a string"),
     ],
 )
 def test_jsonl_bad_lines(tmp_path, line, message):
@@ -68,6 +71,27 @@ def test_jsonl_bad_lines(tmp_path, line, message):
     )
     with pytest.raises(UserError, match=rf"m.jsonl:2: {message}"):
         read_jsonl(manifest)
+
+
+def test_jsonl_as_other_writers_write_it(tmp_path):
+    # a BOM, U+2028 inside a string (json.dumps with ensure_ascii=False keeps it), "type": null
+    lines = [
+        {"image": "a.png", "question": "What\u2028is it?", "answer": "cat", "type": None},
+        {"image": "a.png", "question": "Is it big?", "answer": "yes", "type": "size"},
+    ]
+    text = "\n".join(json.dumps(x, ensure_ascii=False) for x in lines)
+    (tmp_path / "m.jsonl").write_text("\ufeff" + text, encoding="utf-8")
+    data = read_jsonl(tmp_path / "m.jsonl")
+    assert data.questions[0] == "What\u2028is it?" and data.types == ["all", "size"]
+
+
+def test_vqa2_image_id_that_is_not_a_number(tmp_path):
+    q, a, images = write_tiny_vqa2(tmp_path)
+    questions = json.loads(q.read_text())
+    questions["questions"][0]["image_id"] = "abc"
+    q.write_text(json.dumps(questions))
+    with pytest.raises(UserError, match="VQA v2 format"):
+        read_vqa2(str(q), str(a), str(images))
 
 
 def test_easy_vqa_reader_reads_a_few():

@@ -217,6 +217,8 @@ class NetworkConfig:
             raise UserError(f"--model must be one of {', '.join(KINDS)}, not {self.model!r}")
         if self.fusion not in FUSIONS:
             raise UserError(f"--fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
+        if not 0 <= self.dropout < 1:
+            raise UserError("--dropout must lie in [0, 1)")
         sizes = (self.embed_dim, self.hidden, self.hops, self.relation_units, *self.lstm_units)
         if not self.lstm_units or min(sizes) < 1:
             raise UserError("embedding, LSTM, hidden and relation sizes and --hops must be positive")
@@ -283,6 +285,8 @@ class TrainConfig:
             )
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise UserError("--learning-rate must be positive")
+        if not 0 < self.val_fraction < 1:
+            raise UserError("--val-fraction must lie between 0 and 1")
         if self.learning_rate_decay is not None and self.learning_rate_decay not in DECAYS:
             raise UserError(f"--learning-rate-decay must be one of {', '.join(DECAYS)}")
 
@@ -321,7 +325,25 @@ class VQAConfig:
         )
         encoder.check()
         training.check()
+        if not encoder.frozen:
+            check_map(encoder, network)
         return replace(self, encoder=encoder, network=network, training=training)
+
+
+def check_map(encoder: EncoderConfig, network: NetworkConfig) -> None:
+    """The compact CNN halves the image once per block: something must be left, and a map that
+    the spatial models place cells on must cover the image exactly (each cell's ink centroid)."""
+    cut = 2 ** len(encoder.widths)
+    if encoder.side < cut:
+        raise UserError(
+            f"--image-size {encoder.side} is too small for {len(encoder.widths)} blocks (at least {cut})"
+        )
+    if network.spatial and encoder.side % cut:
+        low = encoder.side // cut * cut
+        raise UserError(
+            f"--model {network.model} needs --image-size a multiple of {cut} ({len(encoder.widths)} blocks "
+            f"halve it): {low} or {low + cut}, not {encoder.side}"
+        )
 
 
 def _resolved(value: T | None) -> T:

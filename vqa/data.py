@@ -120,6 +120,8 @@ def _load_json(path: str | os.PathLike, what: str):
         raise UserError(f"{what} file not found: {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{what} file {path} is not readable JSON: {_reason(exc)}") from None
+    except RecursionError:
+        raise UserError(f"{what} file {path} is not readable JSON: nested too deeply") from None
 
 
 def _reason(exc: Exception) -> str:
@@ -154,8 +156,10 @@ def read_vqa2(questions: str, annotations: str, images: str, max_questions: int 
                     human or None,
                 )
             )
-    except (KeyError, TypeError, AttributeError) as exc:
+    except KeyError as exc:
         raise UserError(f"{questions} / {annotations} are not in the VQA v2 format (missing {exc})") from None
+    except (TypeError, AttributeError, ValueError) as exc:  # e.g. an image_id that is not a number
+        raise UserError(f"{questions} / {annotations} are not in the VQA v2 format ({exc})") from None
     info = {
         "dataset": "vqa2",
         "questions": str(questions),
@@ -175,7 +179,9 @@ def read_jsonl(path: str | os.PathLike, max_questions: int | None = None) -> VQA
         raise UserError(f"manifest not found: {path}")
     items = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # utf-8-sig: a leading BOM is no error; "\n" only: splitlines() also splits on U+2028,
+        # which json.dumps(..., ensure_ascii=False) leaves inside strings
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"manifest {path} is unreadable: {_reason(exc)}") from None
     for number, line in enumerate(lines, 1):
@@ -193,6 +199,8 @@ def _manifest_item(path: Path, number: int, line: str):
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise UserError(f"{where}: not a JSON object ({exc.msg})") from None
+    except RecursionError:
+        raise UserError(f"{where}: not a JSON object (nested too deeply)") from None
     if not isinstance(obj, dict):
         raise UserError(f"{where}: not a JSON object")
     for key in ("image", "question"):
@@ -201,6 +209,11 @@ def _manifest_item(path: Path, number: int, line: str):
     human = obj.get("answers")
     if human is not None and not (isinstance(human, list) and all(isinstance(a, str) for a in human)):
         raise UserError(f"{where}: 'answers' must be a list of strings")
+    if human is not None and not all(a.strip() for a in human):
+        raise UserError(f"{where}: 'answers' holds an empty answer")
+    kind = obj.get("type")
+    if kind is not None and not isinstance(kind, str):
+        raise UserError(f"{where}: 'type' must be a string")
     answer = obj.get("answer")
     if not isinstance(answer, str) or not answer.strip():
         if not human:
@@ -208,7 +221,7 @@ def _manifest_item(path: Path, number: int, line: str):
         answer = Counter(human).most_common(1)[0][0]
     image = Path(obj["image"]).expanduser()
     image = image if image.is_absolute() else path.parent / image
-    return (str(image), obj["question"], answer, str(obj.get("type", "all")), human or None)
+    return (str(image), obj["question"], answer, kind or "all", human or None)
 
 
 def answer_vocabulary(answers: list[str], top_k: int) -> list[str]:
