@@ -465,3 +465,20 @@ def test_evaluate_writes_its_report_into_the_model_dir_by_default(vqa_model_dir,
     assert (model / "report.confusion.png").is_file()
     assert f"report: {model / 'report.json'}" in capsys.readouterr().out
     assert VQAModel.load(model).answers == VQAModel.load(vqa_model_dir).answers  # still a model
+
+
+def test_evaluate_says_when_too_few_human_answers_cap_the_official_metric(
+    vqa_model_dir, vqa_sample, tmp_path, capsys
+):
+    lines = [
+        {"image": str(vqa_sample), "question": "what color is the shape?", "answers": ["red"]},
+        {"image": str(vqa_sample), "question": "what shape is in the image?", "answers": ["circle"] * 10},
+        {"image": str(vqa_sample), "question": "is there a red shape?", "answer": "yes"},
+    ]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
+    report = tmp_path / "r.json"
+    argv = ["evaluate", str(vqa_model_dir), "--dataset", "jsonl", "--data", str(tmp_path / "m.jsonl")]
+    assert main([*argv, "--report", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["vqa_accuracy_count"] == 2 and data["vqa_accuracy_under_four_answers"] == 1
+    assert "1 question(s) carry fewer than four human answers" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from recognisers.backend import import_keras
 from recognisers.contract import add_config_options, config_from_args
-from recognisers.errors import ArgumentParser, UserError, run_cli
+from recognisers.errors import ArgumentParser, UserError, note, run_cli
 from vqa.config import EncoderConfig, NetworkConfig, TrainConfig, VQAConfig
 from vqa.shapes import ShapesConfig
 
@@ -169,6 +169,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     predicted = [p["predicted"] for p in report.predictions]
     plot_confusion(dataset.answers, predicted, report.metrics["per_type"], confusion, f"vqa: {dataset.name}")
     report.write(report_path)
+    if report.metrics.get("vqa_accuracy_under_four_answers"):
+        note(
+            f"{report.metrics['vqa_accuracy_under_four_answers']} question(s) carry fewer than four human "
+            "answers: the official metric, made for ten, scores them below 1.0 even when right "
+            "(one answer: 0; three alike: 0.67)"
+        )
     print_table(f"vqa evaluate: {dataset.name}", report_rows(report.metrics))
     print(f"report: {report_path}  confusion matrix: {confusion}")
     return 0
