@@ -74,6 +74,12 @@ def load_folder(folder: str | os.PathLike, case: str = "keep") -> list[Sample]:
     if not files:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     overrides = read_labels_csv(folder / LABELS_CSV) if (folder / LABELS_CSV).is_file() else {}
+    stray = sorted(set(overrides) - {p.name for p in files})
+    if stray:
+        note(
+            f"{len(stray)} row(s) of {LABELS_CSV} name no image in {folder} (first: {stray[0]!r}); "
+            "rows are 'filename,label' with the bare file name"
+        )
     samples, unlabelled = [], []
     for path in files:
         label = apply_case(overrides.get(path.name, label_from_name(path)).strip(), case)
@@ -144,11 +150,20 @@ def to_pixels(image: np.ndarray) -> np.ndarray:
     ):
         raise UserError(f"expected a grey or RGB image, got an array of shape {image.shape}")
     if image.dtype != np.uint8:
-        scale = 255.0 if image.dtype.kind == "f" and image.max() <= 1.0 else 1.0
-        image = np.clip(image * scale, 0, 255).astype(np.uint8)
+        image = np.clip(np.nan_to_num(image * levels_scale(image)), 0, 255).astype(np.uint8)
     if image.ndim == 3 and image.shape[2] == 4:
         image = np.asarray(on_white(Image.fromarray(image, "RGBA")))
     return shrink(np.ascontiguousarray(image))
+
+
+def levels_scale(image: np.ndarray) -> float:
+    """What takes an array's levels to 0-255: uint16 as a 16-bit file reads (65535 is white),
+    booleans and floats within 0 to 1 times 255, any other number as it is (0-255)."""
+    if image.dtype == np.uint16:
+        return 255.0 / 65535.0
+    if image.dtype == np.bool_ or (image.dtype.kind == "f" and image.size and float(np.nanmax(image)) <= 1.0):
+        return 255.0
+    return 1.0
 
 
 def grey(pixels: np.ndarray) -> np.ndarray:

@@ -61,6 +61,23 @@ def test_arrays_of_any_common_layout_become_grey():
         to_gray(np.zeros((3,), np.uint8))
 
 
+def test_array_levels_read_as_a_file_of_their_depth(tmp_path):
+    levels = np.array([[128] * 8 + [40] * 8] * 8, np.uint8)
+    Image.fromarray(levels.astype(np.uint16) * 257).save(tmp_path / "deep.png")
+    from_file = read_pixels(tmp_path / "deep.png")
+    assert np.array_equal(to_pixels(levels.astype(np.uint16) * 257), from_file)
+    assert abs(int(from_file[0, 0]) - 128) <= 1
+    assert to_pixels(levels.astype(np.int64))[0, 0] == 128  # plain Python numbers: 0 to 255
+    assert to_pixels(np.ones((8, 8), bool)).min() == 255
+
+
+def test_labels_csv_rows_that_name_no_image_are_noted(tmp_path, capsys):
+    touch_png(tmp_path / "AB1.png")
+    (tmp_path / "labels.csv").write_text("AB1.png,XY\n./AB1.png,ZZ\n")
+    assert [s.label for s in load_folder(tmp_path)] == ["XY"]
+    assert "1 row(s) of labels.csv name no image" in capsys.readouterr().err
+
+
 def test_split_is_by_file_and_repeatable(tmp_path):
     for i in range(10):
         touch_png(tmp_path / f"AB{i}.png")
