@@ -124,8 +124,8 @@ def add_train_parser(sub) -> None:
         metavar="N",
         type=int,
         default=None,
-        help=f"most epochs of each reader (default: each reader's own, segment {SegmentConfig.epochs}, "
-        f"sequence {SequenceConfig.epochs})",
+        help=f"most epochs of each reader, of each training round for the segmenter (default: each "
+        f"reader's own, segment {SegmentConfig.epochs}, sequence {SequenceConfig.epochs})",
     )
     p.add_argument("--force", action="store_true", help="replace an existing model")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from captcha.data import Sample, read_pixels
+from captcha.data import Sample, apply_case, read_pixels
 from captcha.model import CaptchaSolver, SegmentConfig
 from captcha.network import build_model, fit
 from captcha.recognise import Lattice, best_paths, lattice_for
@@ -225,7 +225,8 @@ def train(
     started = time.perf_counter()
     import_keras()
     set_seed(config.seed)
-    images = read_training_images(samples, log)
+    cased = [Sample(s.path, apply_case(s.label, config.case)) for s in samples]  # as the sequence reader
+    images = read_training_images(cased, log)
     labels = [label for _, label in images]
     val_idx, train_idx, tune_idx = slices(len(images), config.seed)
     settings, agree = tune_settings([images[i] for i in tune_idx], config.glyph_size, config.line_kernel)
@@ -282,7 +283,9 @@ def refine(
         data = data.recut(cuts)
         aligned.append(len(cuts))
         log(f"round {round_}: re-cut {len(cuts)} images by forced alignment")
-        history += fit_round(network, data, settings, round_, max(2, config.epochs // 2), log, verbose)
+        history += fit_round(
+            network, data, settings, round_, min(config.epochs, max(2, config.epochs // 2)), log, verbose
+        )
     return settings, aligned, history
 
 

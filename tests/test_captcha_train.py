@@ -72,3 +72,14 @@ def test_slices_validate_on_a_tenth_and_tune_on_part_of_it(count):
     assert sorted(val + train) == list(range(count)) and len(val) == max(1, count // 10)
     assert set(tune) <= set(val) and len(tune) == min(len(val), 300)
     assert slices(count, seed=3) == (val, train, tune)
+
+
+def test_the_segmenter_trains_on_labels_in_the_case_it_is_given(tmp_path):
+    from captcha.data import load_folder
+    from captcha.model import SegmentConfig
+    from captcha.synth import generate
+
+    generate(tmp_path, 40, 3, charset="abcd", style="simple", seed=3)
+    config = SegmentConfig(case="upper", epochs=1, align_rounds=0)
+    solver = CaptchaSolver(config).fit(load_folder(tmp_path), log=lambda line: None, verbose=0)
+    assert solver.charset == "ABCD"
