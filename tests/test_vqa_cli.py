@@ -76,6 +76,22 @@ def test_api_load_predict_and_batch_agree(vqa_model_dir, vqa_sample, tmp_path):
     assert len(model.predict(vqa_sample, "zorglub blarf colour?")) == 1
 
 
+def test_one_array_asked_several_questions_is_encoded_once(vqa_model_dir, vqa_sample, monkeypatch):
+    import vqa.model
+
+    model, seen = VQAModel.load(vqa_model_dir), []
+    real = vqa.model.image_table
+
+    def counting(images, *args, **kwargs):
+        seen.append(len(images))
+        return real(images, *args, **kwargs)
+
+    monkeypatch.setattr(vqa.model, "image_table", counting)
+    pixels = np.asarray(Image.open(vqa_sample))
+    model.predict_batch([pixels] * 3 + [pixels.copy()], ["what color is the shape?"] * 4)
+    assert seen == [2]  # the one array once, its copy once
+
+
 def train_args(manifest, out) -> list[str]:
     return ["train", "--dataset", "jsonl", "--train", str(manifest), "--out", str(out)]
 

@@ -123,9 +123,10 @@ class VQAModel(SavesModelDir):
         cache_dir: str | os.PathLike | None = None,
     ) -> np.ndarray:
         """Answer probabilities, shape ``(n, n_answers)``; repeated images are encoded once."""
+        # an array passed again (the same object: the server's one image, many questions) is one
+        # image; the objects stay alive through the call, so their ids cannot be reused meanwhile
         keys = [
-            os.path.realpath(im) if not isinstance(im, np.ndarray) else f"array:{i}"
-            for i, im in enumerate(images)
+            os.path.realpath(im) if not isinstance(im, np.ndarray) else f"array:{id(im)}" for im in images
         ]
         index_of: dict[str, int] = {}
         image_index = np.array([index_of.setdefault(k, len(index_of)) for k in keys], np.int64)
