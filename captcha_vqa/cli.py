@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -50,6 +51,18 @@ def build_app_from_env():
     return create_app(config, Loaded.load(config.captcha_dir, config.vqa_dir))
 
 
+def check_port(host: str, port: int) -> None:
+    """One error line when the address is taken or not ours (uvicorn would log and exit with 3)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(config: ServeConfig) -> int:
     """Load the models (errors end here, before binding), then run uvicorn until Ctrl-C."""
     import uvicorn
@@ -58,6 +71,7 @@ def serve(config: ServeConfig) -> int:
     from captcha_vqa.models import Loaded
 
     loaded = Loaded.load(config.captcha_dir, config.vqa_dir)
+    check_port(config.host, config.port)
     print(f"{PROG}: serving on http://{config.host}:{config.port}/ (API docs at /docs)", flush=True)
     if config.workers == 1:
         app = create_app(config, loaded)

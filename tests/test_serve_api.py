@@ -23,6 +23,7 @@ from captcha_vqa.app import create_app
 from captcha_vqa.batching import MicroBatcher
 from captcha_vqa.config import API_KEY_ENV, ServeConfig
 from captcha_vqa.models import Loaded
+from recognisers.errors import UserError
 
 READ, ANSWER = "/v1/captcha/read", "/v1/vqa/answer"
 
@@ -311,3 +312,17 @@ def test_transparent_pixels_decode_as_white_paper():
     grey = decode_image(png(clear), ServeConfig(), mode="L")
     assert grey.shape == (10, 20) and grey[0, 0] == 255 and grey[3, 3] == 0
     assert decode_image(png(clear), ServeConfig()).shape == (10, 20, 3)
+
+
+def test_a_port_in_use_is_one_error_line():
+    import socket
+
+    from captcha_vqa.cli import check_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"cannot listen on 127.0.0.1:{port}"):
+            check_port("127.0.0.1", port)
+    check_port("127.0.0.1", port)  # free again
