@@ -37,7 +37,7 @@ from captcha.model import (
 )
 from captcha.sequence import SequenceConfig, SequenceReader
 from recognisers.contract import config_from_json, config_to_json, option
-from recognisers.errors import UserError
+from recognisers.errors import UserError, first_line
 from recognisers.metafields import typed_field
 from recognisers.modeldir import META_FILE, read_meta, write_json, write_meta
 
@@ -213,7 +213,10 @@ class CaptchaReader(CaptchaModel):
         if "reader_config" in meta:
             config = config_from_json(ReaderConfig, meta["reader_config"], where)
         model = cls(config)
-        model.chosen = loaders[name](Path(model_dir))
+        try:
+            model.chosen = loaders[name](Path(model_dir))
+        except (ValueError, TypeError, KeyError) as exc:  # a hand-edited meta.json, weights of another model
+            raise UserError(f"{where} is damaged or does not match the weights: {first_line(exc)}") from None
         selection = meta.get("selection")
         model.selection = selection if isinstance(selection, dict) else None
         return model

@@ -704,7 +704,7 @@ class SequenceReader(CaptchaModel):
         reader.charset = typed_field(meta, "charset", str, where)
         reader.lengths = typed_field(meta, "lengths", list[int], where)
         reader.width = typed_field(meta, "width", int, where)
-        reader.ink = meta.get("ink", "none")  # models saved before the choice read the pixels
+        reader.ink = typed_field(meta, "ink", str, where) if "ink" in meta else "none"  # older: pixels
         training = meta.get("training")
         reader.training = training if isinstance(training, dict) else {}
         if not reader.charset or not reader.lengths or reader.width < 1 or reader.ink not in INK_READS:
@@ -717,6 +717,11 @@ class SequenceReader(CaptchaModel):
             raise UserError(
                 f"{where} does not fit {model_file}: the network reads {reader.model.input_shape}; "
                 f"meta.json says {expected} (height, width, colour and ink)"
+            )
+        if reader.model.output_shape[-1] != len(reader.charset) + 1:
+            raise UserError(
+                f"{where} does not fit {model_file}: the network reads {reader.model.output_shape[-1] - 1} "
+                f"characters; meta.json's charset has {len(reader.charset)}"
             )
         reader.history = read_history(Path(model_dir))
         return reader

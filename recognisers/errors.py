@@ -86,3 +86,9 @@ def run_cli(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequen
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (Keras's run to many): for one error line."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

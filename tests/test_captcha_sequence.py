@@ -648,3 +648,16 @@ def test_dataset_reshuffles_each_epoch_with_its_seed_and_no_autotune():
     assert epoch(dataset(x, y, 8, seed=3)) == first  # the seed decides it
     # an autotuned iterator's end waits out its tuning thread's sleep (up to 60 s an epoch)
     assert shuffled.options().autotune.enabled is False  # unset (None) means on
+
+
+def test_a_sequence_model_whose_meta_disagrees_with_its_weights_is_refused(reader, tmp_path):
+    import json
+
+    from captcha.readers import CaptchaReader
+
+    reader.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    for edit in ({"charset": "AB"}, {"ink": ["band"]}):  # fewer classes than the logits; a list
+        (tmp_path / "m" / "meta.json").write_text(json.dumps({**meta, **edit}))
+        with pytest.raises(UserError, match="does not fit|must be"):
+            CaptchaReader.load(tmp_path / "m")

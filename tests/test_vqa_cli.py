@@ -195,6 +195,18 @@ def test_bad_model_dirs(vqa_model_dir, tmp_path, vqa_sample, capsys):
     (old / "meta.json").write_text(json.dumps(meta))
     assert main(["predict", str(old), *args]) == 1
     assert "model.weights.h5 is missing" in error_line(capsys)
+    # hand-edited: a repeated word (Keras refuses it deep inside), an image size the CNN cannot take
+    (old / "model.weights.h5").write_bytes((vqa_model_dir / "model.weights.h5").read_bytes())
+    words = meta["question_encoder"]["vocabulary"]
+    edited = {**meta, "question_encoder": {**meta["question_encoder"], "vocabulary": [*words, words[0]]}}
+    (old / "meta.json").write_text(json.dumps(edited))
+    assert main(["predict", str(old), *args]) == 1
+    assert "is damaged" in error_line(capsys)
+    config = meta["config"]
+    edited = {**meta, "config": {**config, "encoder": {**config["encoder"], "image_size": 16}}}
+    (old / "meta.json").write_text(json.dumps(edited))
+    assert main(["predict", str(old), *args]) == 1
+    assert "is damaged" in error_line(capsys)
 
 
 def test_bad_manifest_and_dataset_args(vqa_model_dir, tmp_path, capsys):

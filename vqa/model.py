@@ -22,7 +22,7 @@ import numpy as np
 
 from recognisers.backend import import_keras
 from recognisers.contract import Report, SavesModelDir, config_from_json, config_to_json
-from recognisers.errors import UserError
+from recognisers.errors import UserError, first_line
 from recognisers.metafields import typed_field
 from recognisers.modeldir import read_meta, write_meta
 from recognisers.training import HISTORY_CSV, HISTORY_PNG, kept_epoch, plot_history
@@ -246,14 +246,17 @@ class VQAModel(SavesModelDir):
         except UserError as exc:
             raise UserError(f"{where} is damaged: {exc}") from None
         model.config = replace(model.config, encoder=replace(model.config.encoder, vgg_weights=weights))
-        questions, answers = _vocabularies(meta, where)
-        network = build_vqa_model(
-            model.config.encoder,
-            model.config.network,
-            questions.vocabulary_size,
-            questions.max_length,
-            len(answers),
-        )
+        try:  # a hand-edited meta.json: Keras refuses a vocabulary with repeats, an empty word
+            questions, answers = _vocabularies(meta, where)
+            network = build_vqa_model(
+                model.config.encoder,
+                model.config.network,
+                questions.vocabulary_size,
+                questions.max_length,
+                len(answers),
+            )
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"{where} is damaged: {first_line(exc)}") from None
         _load_weights(network, model_dir / WEIGHTS_FILE)
         image_encoder = None
         encoder = model.config.encoder
