@@ -730,4 +730,3 @@ def test_generate_force_never_deletes_images_it_did_not_write(tmp_path, capsys):
     assert main(["generate", str(out), "--count", "2", "--force"]) == 1
     assert "did not write (holiday.png" in one_error_line(capsys, "captcha")
     assert (out / "holiday.png").exists()
-

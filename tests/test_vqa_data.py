@@ -140,3 +140,20 @@ def test_unreadable_files_are_named_once(tmp_path):
     with pytest.raises(UserError) as info:
         read_jsonl(tmp_path / "m.jsonl")
     assert str(info.value).count("m.jsonl") == 1 and "unreadable" in str(info.value)
+
+
+def test_unknown_words_are_the_words_the_layer_reads_as_unknown():
+    from vqa.text import QuestionEncoder
+
+    encoder = QuestionEncoder.fit(["what color is the shape", "ist es grün"], max_length=8)
+    for question in [
+        "What\u00a0color is the shape?",
+        "Ist es GRÜN?",
+        "What COLOR is the shape?",
+        "a\tb\u2003c",
+    ]:
+        words, ids = encoder.words(question), encoder([question])[0]
+        assert len(words) == int(np.count_nonzero(ids))  # one id per word the helper names
+        unknown = {w for w, i in zip(words, ids) if i == 1}
+        assert set(encoder.unknown_words(question)) == unknown
+    assert encoder.unknown_words("What\u00a0color is the shape?") == ["what\u00a0color"]

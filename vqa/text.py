@@ -8,6 +8,7 @@ way. Unknown words map to the OOV token (index 1) instead of failing.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,6 +18,8 @@ from recognisers.errors import UserError
 
 # What ``lower_and_strip_punctuation`` removes (Keras's own pattern), to name unknown words.
 _STRIP = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
+_SPACE = re.compile(r"[ \t\n\r\v\f]+")
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def check_text(question: str) -> None:
@@ -90,8 +93,10 @@ class QuestionEncoder:
 
     @staticmethod
     def words(question: str) -> list[str]:
-        """The question's words as the layer sees them (lower case, punctuation stripped)."""
-        return _STRIP.sub("", question.lower()).split()
+        """The question's words as the layer sees them: ASCII letters lowered, punctuation
+        stripped, split at ASCII whitespace only (TensorFlow's string ops; Python's lower() and
+        split() would also take "GRÜN" and a no-break space, and miss what the layer cannot read)."""
+        return [w for w in _SPACE.split(_STRIP.sub("", question.translate(_ASCII_LOWER))) if w]
 
     def _known(self) -> frozenset[str]:
         if getattr(self, "_known_words", None) is None:
