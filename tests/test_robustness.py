@@ -337,6 +337,10 @@ def test_captcha_bad_output_paths(places, capsys, argv, message):
         ),
         (["train", "--dataset", "jsonl", "--train", "x", "--out", "{t}/file/m"], "is not a folder"),
         (
+            ["train", "--dataset", "jsonl", "--train", "x", "--out", "{t}/m", "--cache-dir", "{t}/file"],
+            "--cache-dir",
+        ),
+        (
             ["evaluate", "{t}/no-model", "--dataset", "jsonl", "--data", "{t}/file", "--report", "{t}/file"],
             "the input",
         ),

@@ -89,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_cache_dir(cache_dir: str | None) -> None:
+    """The feature cache folder is checked before any work, as every output is."""
+    if cache_dir is not None:
+        from recognisers.paths import check_output_dir
+
+        check_output_dir(cache_dir, "--cache-dir")
+
+
 def _cache_dir_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir",
@@ -137,6 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from vqa.model import VQAModel
 
     check_writable_target(Path(args.out), args.force, VQAModel.KIND)
+    check_cache_dir(args.cache_dir)
     model = VQAModel(config_from_args(VQAConfig, args), cache_dir=args.cache_dir)  # checks the settings
     dataset = read_dataset(args)
     model.fit(dataset, verbose=0 if args.quiet else 2)
@@ -162,6 +171,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     inputs = tuple(getattr(args, name, None) for name in ("data", "images", "questions", "annotations"))
     own = (REPORT_NAME, Path(REPORT_NAME).with_suffix(".confusion.png").name)
     check_apart({"--report": report_path, "--confusion": confusion}, inputs, args.model_dir, own)
+    check_cache_dir(args.cache_dir)
     model = VQAModel.load(args.model_dir, cache_dir=args.cache_dir)
     dataset = read_dataset(args)
     report = model.evaluate(dataset)
