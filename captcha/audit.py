@@ -519,12 +519,14 @@ def parse_sizes(text: str) -> tuple[int, ...]:
 def parse_duration(text: str) -> float:
     """``30m``, ``90s``, ``1h``, ``600`` (seconds) -> seconds."""
     units = {"s": 1, "m": 60, "h": 3600}
+    unit = units.get(text[-1:].lower())
     try:
-        if text and text[-1].lower() in units:
-            return float(text[:-1]) * units[text[-1].lower()]
-        return float(text)
+        seconds = float(text[:-1] if unit else text) * (unit or 1)
     except ValueError:
-        raise UserError(f"--time-budget must be a duration such as 30m, 90s or 1h, got {text!r}") from None
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:  # nan, inf and 1e999m would never stop the audit
+        raise UserError(f"--time-budget must be a duration such as 30m, 90s or 1h, got {text!r}")
+    return seconds
 
 
 def with_options(config: AuditConfig, **changes) -> AuditConfig:

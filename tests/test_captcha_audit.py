@@ -154,6 +154,8 @@ def test_interrupted_audit_leaves_a_readable_partial_report(folder, tmp_path):
         (["--sizes", "20,x"], "whole numbers"),
         (["--time-budget", "5s"], "too small for one point"),
         (["--time-budget", "soon"], "duration"),
+        (["--time-budget", "nan"], "duration"),
+        (["--time-budget", "1e999m"], "duration"),
     ],
 )
 def test_bad_input_is_one_error_line(folder, tmp_path, capsys, options, message):
