@@ -52,6 +52,8 @@ def read_header(path: str | os.PathLike) -> Header:
     if not path.is_file():
         if os.path.lexists(path) and not path.exists():
             raise UnreadableImage(f"image not found (broken or looping symbolic link): {path}")
+        if path.is_dir():
+            raise UnreadableImage(f"{path} is a folder, not an image file")
         raise UnreadableImage(f"image not found: {path}")
     try:
         with open(path, "rb") as fh:

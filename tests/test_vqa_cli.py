@@ -143,6 +143,7 @@ def test_existing_model_needs_force(vqa_model_dir, vqa_sets, capsys):
     "image, question, message",
     [
         ("missing.png", "what color?", "image not found"),
+        (".", "what color?", "is a folder, not an image"),
         ("garbage.png", "what color?", "not an image"),
         ("ok.png", "   ", "empty question"),
         ("ok.png", "what color is \ud800?", "not valid text"),
