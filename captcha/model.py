@@ -78,6 +78,8 @@ class SegmentConfig:
         """What makes this config unusable, or "" when nothing does."""
         if self.epochs < 1 or self.width < 1 or self.align_rounds < 0:
             return "epochs and width must be at least 1, align_rounds at least 0"
+        if not 0 <= self.seed < 2**32:
+            return "seed must lie in 0 to 2**32 - 1"
         if self.glyph_size < 8 or (self.line_kernel is not None and self.line_kernel < 0):
             return (
                 "glyph_size must be at least 8 (the glyph CNN halves it three times), line_kernel at least 0"

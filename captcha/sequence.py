@@ -136,6 +136,8 @@ class SequenceConfig:
             return "height, max_width, rnn_units, epochs, max_steps and patience must be at least 1"
         if not 1 <= self.convs_per_block <= 4:
             return "convs_per_block must lie in 1 to 4"
+        if not 0 <= self.seed < 2**32:
+            return "seed must lie in 0 to 2**32 - 1"
         if self.ink not in INK_INPUTS:
             return f"ink must be one of {', '.join(INK_INPUTS)}"
         if len(self.filters) < 2 or min(self.filters) < 1 or self.input_width < 0 or self.batch_size < 0:

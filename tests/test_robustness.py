@@ -369,6 +369,7 @@ def test_vqa_bad_output_paths(places, capsys, argv, message):
         (["--reader", "sequence", "--max-width", "1"], "max-width"),
         (["--choice-fraction", "1.5"], "choice-fraction"),
         (["--min-z", "nan"], "min-z"),
+        (["--seed", "-1"], "seed must lie in"),
     ],
 )
 def test_train_options_no_network_can_take_are_refused_first(tmp_path, capsys, options, message):
@@ -388,6 +389,7 @@ def test_train_options_no_network_can_take_are_refused_first(tmp_path, capsys, o
         (["--model", "cnn-lstm", "--dropout", "1.5"], "--dropout"),
         (["--image-size", "75"], "72 or 80"),
         (["--filters", "8,8,8,8,8,8,8"], "too small for 7 blocks"),
+        (["--seed", "-1"], "--seed must lie in"),
     ],
 )
 def test_vqa_train_options_no_network_can_take_are_refused_first(tmp_path, capsys, options, message):

@@ -287,6 +287,8 @@ class TrainConfig:
             raise UserError("--learning-rate must be positive")
         if not 0 < self.val_fraction < 1:
             raise UserError("--val-fraction must lie between 0 and 1")
+        if not 0 <= self.seed < 2**32:
+            raise UserError("--seed must lie in 0 to 2**32 - 1")
         if self.learning_rate_decay is not None and self.learning_rate_decay not in DECAYS:
             raise UserError(f"--learning-rate-decay must be one of {', '.join(DECAYS)}")
 
